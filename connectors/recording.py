@@ -1,0 +1,127 @@
+"""Reading and writing recordings: JSON Lines of RawEvents, plain, `.gz` or `.zst`.
+
+One object per received message:
+`{"recv_ns", "venue", "conn", "kind", "symbol", "url", "data"}`; extra keys are ignored.
+A damaged line never stops a replay: it comes out as a `RecordingDefect`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import io
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+import zstandard
+
+from schemas.raw import KINDS, VENUES, RawEvent, RecordingDefect
+
+# A recording line longer than this is treated as damaged rather than parsed.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+def open_binary(path: str | Path, mode: str) -> IO[bytes]:
+    """Open `path` for binary reading ('rb') or writing ('wb'), compressed by its suffix."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, mode)  # type: ignore[return-value]
+    if path.suffix == ".zst":
+        if mode == "rb":
+            return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # type: ignore[return-value]
+        return zstandard.ZstdCompressor(level=9).stream_writer(open(path, "wb"), closefd=True)  # type: ignore[return-value]
+    return open(path, mode)
+
+
+def event_to_json(event: RawEvent) -> bytes:
+    """One recording line (without the newline)."""
+    return orjson.dumps(
+        {
+            "recv_ns": event.recv_ns,
+            "venue": event.venue,
+            "conn": event.conn,
+            "kind": event.kind,
+            "symbol": event.symbol,
+            "url": event.url,
+            "data": event.data,
+        }
+    )
+
+
+def event_from_json(line: bytes, where: str) -> RawEvent | RecordingDefect:
+    """Parse one recording line, checking every field the format promises."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return RecordingDefect(where, f"not JSON: {exc}")
+    if not isinstance(obj, dict):
+        return RecordingDefect(where, "not a JSON object")
+    recv_ns = obj.get("recv_ns")
+    venue = obj.get("venue")
+    kind = obj.get("kind")
+    data = obj.get("data")
+    symbol = obj.get("symbol")
+    url = obj.get("url")
+    conn = obj.get("conn", "")
+    if not isinstance(recv_ns, int) or isinstance(recv_ns, bool) or recv_ns < 0:
+        return RecordingDefect(where, f"recv_ns must be a non-negative integer, got {recv_ns!r}")
+    if venue not in VENUES:
+        return RecordingDefect(where, f"unknown venue {venue!r}")
+    if kind not in KINDS:
+        return RecordingDefect(where, f"unknown kind {kind!r}")
+    if not isinstance(data, str):
+        return RecordingDefect(where, "data must be the received text as a string")
+    if symbol is not None and not isinstance(symbol, str):
+        return RecordingDefect(where, "symbol must be a string or null")
+    if url is not None and not isinstance(url, str):
+        return RecordingDefect(where, "url must be a string or null")
+    return RawEvent(recv_ns, venue, str(conn), kind, symbol, url, data)
+
+
+def read_recording(path: str | Path) -> Iterator[RawEvent | RecordingDefect]:
+    """Yield every line of one recording file in file order."""
+    name = Path(path).name
+    with open_binary(path, "rb") as raw:
+        stream = io.BufferedReader(raw)  # type: ignore[arg-type]
+        for number, line in enumerate(stream, start=1):
+            if len(line) > MAX_LINE_BYTES:
+                yield RecordingDefect(f"{name}:{number}", f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+                continue
+            line = line.strip()
+            if line:
+                yield event_from_json(line, f"{name}:{number}")
+
+
+def _receive_order(item: RawEvent | RecordingDefect) -> int:
+    # Defects carry no time; they sort first so they are reported early.
+    return item.recv_ns if isinstance(item, RawEvent) else -1
+
+
+def merge_recordings(paths: Iterable[str | Path]) -> Iterator[RawEvent | RecordingDefect]:
+    """All files' lines in receive-time order; ties keep the order of the files as given."""
+    return heapq.merge(*(read_recording(p) for p in paths), key=_receive_order)
+
+
+class RecordingWriter:
+    """Appends RawEvents to one recording file; compression follows the suffix."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._out = open_binary(self.path, "wb")
+        self.count = 0
+
+    def write(self, event: RawEvent) -> None:
+        self._out.write(event_to_json(event) + b"\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._out.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,37 @@
+"""The unit every source emits and every recording stores: one received message, untouched.
+
+Nothing here is parsed: `data` is the exact text the exchange sent, so a recording
+replays byte for byte through the same sync code that ran live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Venue = Literal["binance", "binance_us", "okx"]
+MessageKind = Literal["ws", "rest"]
+
+VENUES: tuple[str, ...] = ("binance", "binance_us", "okx")
+KINDS: tuple[str, ...] = ("ws", "rest")
+
+
+@dataclass(slots=True, frozen=True)
+class RawEvent:
+    """One message as received: the local receive time in ns, where it came from, its text."""
+
+    recv_ns: int
+    venue: str
+    conn: str
+    kind: str
+    symbol: str | None
+    url: str | None
+    data: str
+
+
+@dataclass(slots=True, frozen=True)
+class RecordingDefect:
+    """A recording line that could not be read; replay reports it and carries on."""
+
+    where: str
+    reason: str
