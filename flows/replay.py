@@ -1,0 +1,134 @@
+"""The replay dataflow: recordings -> decode -> book_sync (keyed venue:symbol) -> outputs.
+
+Run it as `marketprism replay REC...` or `python -m bytewax.run flows.replay` with
+MARKETPRISM_REPLAY_INPUTS (and _OUT, _REPORT, _FULL_INTERVAL_MS) in the environment.
+With one worker the output is a pure function of the input: same bytes every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulLogic
+from bytewax.testing import run_main
+
+from connectors.files import JsonDocumentSink, JsonLinesSink
+from connectors.replay_source import RecordingSource
+from operators.book_sync import BookSync
+from operators.decode import decode
+from operators.report import ReportBuilder
+from operators.sync_base import SyncSettings
+from operators.wire import Ignored, Rejected
+from schemas.encoding import encode_event
+from schemas.events import BookStats
+from schemas.raw import RawEvent, RecordingDefect
+from schemas.settings import ReplaySettings
+
+# The key under which items that name no book (defects, unkeyed rejects) travel.
+UNKEYED = ""
+
+FinalStats = tuple[str, BookStats, bool]
+
+
+def _decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:
+    if isinstance(item, RecordingDefect):
+        return [(UNKEYED, (UNKEYED, f"recording {item.where}: {item.reason}"))]
+    decoded = decode(item)
+    if isinstance(decoded, Ignored):
+        return []
+    out: list[tuple[str, tuple[str, object]]] = []
+    for key, msg in decoded:
+        if key is None:
+            assert isinstance(msg, Rejected)
+            out.append((UNKEYED, (UNKEYED, f"{msg.venue}: rejected message: {msg.reason}")))
+        else:
+            out.append((key, (key, msg)))
+    return out
+
+
+class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
+    """Holds one key's BookSync; at end of input it hands over the book's final counters."""
+
+    def __init__(self, settings: SyncSettings, resume: BookSync | None) -> None:
+        self.settings = settings
+        self.sync = resume
+
+    def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
+        key, msg = value
+        if self.sync is None:
+            self.sync = BookSync(key, self.settings)
+        return self.sync.handle(msg), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[object], bool]:
+        if self.sync is None:
+            return [], StatefulLogic.DISCARD
+        key = f"{self.sync.machine.venue}:{self.sync.machine.symbol}"
+        final: FinalStats = (key, self.sync.stats(), self.sync.book_seen)
+        return [final], StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return None
+
+    def snapshot(self) -> BookSync:
+        assert self.sync is not None
+        return self.sync
+
+
+def _report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:
+    if isinstance(item, str):
+        builder.add_error(item)
+    else:
+        key, stats, has_book = item  # type: ignore[misc]
+        builder.add_book(key, stats, has_book)
+    return builder
+
+
+def build_flow(
+    settings: ReplaySettings,
+    report_capture: list[dict[str, Any]] | None = None,
+) -> Dataflow:
+    """Wire the replay; `report_capture` receives the report in-process as well."""
+    sync_settings = SyncSettings(depth=settings.depth, full_interval_ms=settings.full_interval_ms)
+    flow = Dataflow("replay")
+    raw = op.input("recording", flow, RecordingSource(settings.inputs))
+    decoded = op.flat_map("decode", raw, _decode_step)
+    routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
+    synced = op.stateful("book_sync", routed.trues, lambda resume: BookSyncLogic(sync_settings, resume))
+    finals = op.filter_map("final_stats", synced, lambda kv: kv[1] if isinstance(kv[1], tuple) else None)
+    unkeyed = op.map("unkeyed_errors", routed.falses, lambda kv: kv[1][1])
+    report_items = op.key_on("to_report", op.merge("report_items", finals, unkeyed), lambda _: "report")
+    report = op.fold_final("report", report_items, ReportBuilder, _report_fold)
+    rendered = op.map_value("render", report, ReportBuilder.render)
+    op.output("report_out", rendered, JsonDocumentSink(settings.report, report_capture))
+    if settings.out is not None:
+        lines = op.filter_map_value("encode", synced, encode_event)
+        op.output("events_out", lines, JsonLinesSink(settings.out))
+    return flow
+
+
+def run_replay(
+    inputs: list[Path],
+    out: Path | None = None,
+    report: Path | None = None,
+    full_interval_ms: int = 1000,
+    depth: int = 5000,
+) -> dict[str, Any]:
+    """Replay in this thread (one worker) and return the report."""
+    settings = ReplaySettings(
+        inputs=inputs, out=out, report=report, full_interval_ms=full_interval_ms, depth=depth
+    )
+    capture: list[dict[str, Any]] = []
+    run_main(build_flow(settings, capture))
+    return capture[0] if capture else ReportBuilder().render()
+
+
+def __getattr__(name: str) -> Dataflow:
+    # `python -m bytewax.run flows.replay` looks up `flow`; build it from the environment then.
+    if name == "flow":
+        return build_flow(ReplaySettings())  # type: ignore[call-arg]
+    raise AttributeError(name)

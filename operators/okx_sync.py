@@ -1,0 +1,111 @@
+"""OKX local book for `books`, `books-l2-tbt` and `books50-l2-tbt`.
+
+- A snapshot replaces the book (also while synced).
+- `seqId`/`prevSeqId`, when present: each update's prevSeqId equals the previous seqId;
+  prevSeqId == seqId with no levels is a keep-alive; seqId < prevSeqId is a legal reset.
+  A repeat of an already applied message is dropped; anything else is a gap.
+- Messages without those fields (older recordings) are accepted; the checksum guards them.
+- Every non-zero checksum is verified after applying; 0 or absent counts as unverified.
+"""
+
+from __future__ import annotations
+
+from operators.okx_checksum import okx_checksum
+from operators.sync_base import SyncMachine, SyncSettings
+from operators.wire import OkxBookMessage
+from schemas.events import BookFull, UpdateType
+
+
+class OkxBookSync(SyncMachine):
+    """One OKX instrument's book (spot, futures, swaps and options share the protocol)."""
+
+    def __init__(self, venue: str, symbol: str, settings: SyncSettings) -> None:
+        super().__init__(venue, symbol, settings)
+        self.seq_id: int | None = None
+        self.prev_seq_id: int | None = None
+        self.checksum: int | None = None
+        self.applied = 0
+        self._exchange_ms: int | None = None
+
+    def on_book(self, msg: OkxBookMessage) -> list[object]:
+        self.stats.messages += 1
+        if msg.snapshot:
+            return self._snapshot(msg)
+        if not self.synced:
+            return []  # waiting for the snapshot a resubscription brings
+        return self._update(msg)
+
+    def _update_id(self, msg: OkxBookMessage) -> int:
+        """seqId where the venue sends it; otherwise the exchange time orders the updates."""
+        if msg.seq_id is not None:
+            return msg.seq_id
+        return msg.exchange_ms if msg.exchange_ms is not None else self.applied
+
+    def _snapshot(self, msg: OkxBookMessage) -> list[object]:
+        self.book.bids.replace(msg.bids, None)
+        self.book.asks.replace(msg.asks, None)
+        self.synced = True
+        self.seq_id, self.prev_seq_id = msg.seq_id, msg.prev_seq_id
+        self.stats.snapshots += 1
+        self.stats.last_update_id = msg.seq_id
+        self._exchange_ms = msg.exchange_ms
+        failure = self._verify(msg)
+        if failure:
+            return failure
+        return [self._full("snapshot", msg)]
+
+    def _update(self, msg: OkxBookMessage) -> list[object]:
+        seq, prev = msg.seq_id, msg.prev_seq_id
+        if seq is not None and prev is not None and self.seq_id is not None:
+            if prev != self.seq_id:
+                if seq == self.seq_id and prev == self.prev_seq_id:
+                    return []  # the message just applied, delivered again
+                if prev <= seq < self.seq_id:
+                    return []  # an older message arriving late or twice
+                self.stats.gaps += 1
+                detail = f"expected prevSeqId={self.seq_id}, got prevSeqId={prev} seqId={seq}"
+                return self.fault("gap", detail, seq, msg.recv_ns)
+            if seq == prev and not msg.bids and not msg.asks:
+                return self._verify(msg)  # keep-alive: nothing changes, the checksum still holds
+        self.book.apply(msg.bids, msg.asks)
+        previous = self.seq_id
+        self.seq_id, self.prev_seq_id = seq, prev
+        self.applied += 1
+        stats = self.stats
+        stats.updates_applied += 1
+        stats.levels_applied += len(msg.bids) + len(msg.asks)
+        stats.last_update_id = seq
+        self._exchange_ms = msg.exchange_ms
+        failure = self._verify(msg)
+        if failure:
+            return failure
+        update_id = self._update_id(msg)
+        out: list[object] = [
+            self.delta(update_id, previous, None, msg.raw_bids, msg.raw_asks, msg.exchange_ms, msg.recv_ns)
+        ]
+        if self.full_due(msg.recv_ns):
+            out.append(self._full("full_refresh", msg))
+        return out
+
+    def _verify(self, msg: OkxBookMessage) -> list[object]:
+        """Checksum and crossing checks after a message applied; a fault list, or []."""
+        update_id = self._update_id(msg)
+        self.checksum = msg.checksum
+        if not msg.checksum:
+            self.stats.checksums_unverified += 1
+        else:
+            local = okx_checksum(self.book)
+            if local != msg.checksum:
+                self.stats.checksum_failures += 1
+                detail = f"checksum {msg.checksum} from the exchange, {local} computed, at id {update_id}"
+                return self.fault("checksum_failure", detail, update_id, msg.recv_ns)
+            self.stats.checksums_verified += 1
+        if self.book.is_crossed():
+            self.stats.crossed += 1
+            return self.fault("crossed", f"book crossed at id {update_id}", update_id, msg.recv_ns)
+        return []
+
+    def _full(self, update_type: UpdateType, msg: OkxBookMessage) -> BookFull:
+        return self.full_book(
+            update_type, self.seq_id, None, self.prev_seq_id, self.seq_id, self.checksum, self._exchange_ms, msg.recv_ns
+        )

@@ -1,0 +1,132 @@
+"""OKX v5 public message shapes: order-book channels, trades, tickers, and control frames.
+
+`books`, `books-l2-tbt` and `books50-l2-tbt` share one protocol (snapshot, then updates
+with optional `seqId`/`prevSeqId` and `checksum`), so they decode alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from operators.levels import BadMessage, exchange_time, parse_side
+from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, Rejected
+from schemas.events import Ticker, Trade
+from schemas.raw import RawEvent
+
+BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
+_CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "login", "channel-conn-count"})
+
+Decoded = tuple[str | None, object]
+
+
+def _optional_int(entry: dict[str, Any], name: str) -> int | None:
+    value = entry.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise BadMessage(f"field {name!r} must be an integer, got {value!r:.40}")
+    return value
+
+
+def _ms(entry: dict[str, Any], recv_ns: int) -> int | None:
+    value = entry.get("ts")
+    if value is None:
+        return None
+    if type(value) is not str or not value.isdigit():
+        raise BadMessage(f"field 'ts' must be a string of digits, got {value!r:.40}")
+    return exchange_time(int(value), recv_ns)
+
+
+def _book(raw: RawEvent, obj: dict[str, Any], entry: dict[str, Any]) -> OkxBookMessage:
+    action = obj.get("action")
+    if action not in ("snapshot", "update"):
+        raise BadMessage(f"book action must be 'snapshot' or 'update', got {action!r:.40}")
+    raw_bids, raw_asks = entry.get("bids"), entry.get("asks")
+    return OkxBookMessage(
+        snapshot=action == "snapshot",
+        bids=parse_side(raw_bids, "bids", True),
+        asks=parse_side(raw_asks, "asks", False),
+        raw_bids=raw_bids,  # type: ignore[arg-type]
+        raw_asks=raw_asks,  # type: ignore[arg-type]
+        checksum=_optional_int(entry, "checksum"),
+        seq_id=_optional_int(entry, "seqId"),
+        prev_seq_id=_optional_int(entry, "prevSeqId"),
+        exchange_ms=_ms(entry, raw.recv_ns),
+        recv_ns=raw.recv_ns,
+    )
+
+
+def _trade(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Trade:
+    level = parse_side([[entry.get("px"), entry.get("sz")]], "trade", False)[0]
+    side = entry.get("side")
+    if side not in ("buy", "sell"):
+        raise BadMessage(f"trade side must be 'buy' or 'sell', got {side!r:.20}")
+    trade_id = entry.get("tradeId")
+    if type(trade_id) is not str or not trade_id:
+        raise BadMessage(f"trade field 'tradeId' must be a non-empty string, got {trade_id!r:.40}")
+    return Trade(raw.venue, symbol, trade_id, level[1], entry["sz"], side, _ms(entry, raw.recv_ns), raw.recv_ns)
+
+
+def _ticker(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Ticker:
+    bid = parse_side([[entry.get("bidPx"), entry.get("bidSz")]], "ticker bid", True)[0]
+    ask = parse_side([[entry.get("askPx"), entry.get("askSz")]], "ticker ask", False)[0]
+    last = entry.get("last")
+    return Ticker(
+        venue=raw.venue,
+        symbol=symbol,
+        update_id=None,
+        best_bid_price=bid[1],
+        best_bid_quantity=entry["bidSz"],
+        best_ask_price=ask[1],
+        best_ask_quantity=entry["askSz"],
+        last_price=last if type(last) is str else None,
+        exchange_ms=_ms(entry, raw.recv_ns),
+        recv_ns=raw.recv_ns,
+    )
+
+
+def _decode_push(raw: RawEvent, obj: dict[str, Any], symbol: str, channel: str) -> list[Decoded]:
+    entries = obj.get("data")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise BadMessage("'data' must be a non-empty list of objects")
+    if channel in BOOK_CHANNELS:
+        return [(symbol, _book(raw, obj, entry)) for entry in entries]
+    if channel == "trades":
+        return [(symbol, _trade(raw, symbol, entry)) for entry in entries]
+    if channel == "tickers":
+        return [(symbol, _ticker(raw, symbol, entry)) for entry in entries]
+    raise BadMessage(f"unknown channel {channel!r:.40}")
+
+
+def decode_okx(raw: RawEvent) -> list[Decoded] | Ignored:
+    """One OKX frame -> [(instId, typed message or Rejected)], or an Ignored control frame."""
+    if len(raw.data) > MAX_FRAME_BYTES:
+        return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"oversized frame of {len(raw.data)} bytes", raw.recv_ns))]
+    if raw.data == "pong":
+        return Ignored(raw.venue, "pong")
+    try:
+        obj = orjson.loads(raw.data)
+    except orjson.JSONDecodeError as exc:
+        return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"malformed JSON: {exc}", raw.recv_ns))]
+    if not isinstance(obj, dict):
+        return [(raw.symbol, Rejected(raw.venue, raw.symbol, "message is not a JSON object", raw.recv_ns))]
+    event = obj.get("event")
+    if event in _CONTROL_EVENTS:
+        return Ignored(raw.venue, f"{event} reply")
+    if event == "error":
+        reason = f"exchange error {obj.get('code')!r}: {obj.get('msg')!r:.200}"
+        return [(raw.symbol, Rejected(raw.venue, raw.symbol, reason, raw.recv_ns))]
+    if raw.kind == "rest":
+        # books-full deep refreshes join the live book with the collect flow; replay skips them.
+        return Ignored(raw.venue, "REST response")
+    arg = obj.get("arg")
+    symbol = arg.get("instId") if isinstance(arg, dict) else None
+    channel = arg.get("channel") if isinstance(arg, dict) else None
+    if type(symbol) is not str or type(channel) is not str:
+        return [(raw.symbol, Rejected(raw.venue, raw.symbol, "push without arg.channel/arg.instId", raw.recv_ns))]
+    try:
+        return _decode_push(raw, obj, symbol, channel)
+    except BadMessage as exc:
+        return [(symbol, Rejected(raw.venue, symbol, f"{channel}: {exc}", raw.recv_ns))]

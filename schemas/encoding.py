@@ -1,0 +1,138 @@
+"""The plan's JSON for every normalized event: exact decimal text, ISO-8601 UTC times.
+
+Levels are `{"price": "...", "quantity": "..."}` with the exchange's own text ("0" in a
+delta means removal); symbols are `BTC-USDT`; every object carries `event_type` so mixed
+streams (JSON Lines files) can be told apart, and otherwise only the plan's field names.
+`processed_at` is the receive time of the input that produced the event, which keeps
+replays byte-identical; a live sink may restamp it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from schemas.events import BookDelta, BookFull, QualityEvent, Ticker, Trade
+
+
+def iso_from_ms(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+def iso_from_ns(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1000:06d}Z"
+
+
+def _exchange_time(ms: int | None, recv_ns: int) -> str:
+    return iso_from_ms(ms) if ms is not None else iso_from_ns(recv_ns)
+
+
+def levels_json(levels: list[tuple[str, str]] | list[list[str]]) -> list[dict[str, str]]:
+    return [{"price": level[0], "quantity": level[1]} for level in levels]
+
+
+def book_full_dict(book: BookFull) -> dict[str, Any]:
+    collected = iso_from_ns(book.recv_ns)
+    return {
+        "event_type": "orderbook",
+        "exchange_name": book.venue,
+        "symbol_name": book.symbol,
+        "update_type": book.update_type,
+        "last_update_id": book.last_update_id,
+        "first_update_id": book.first_update_id,
+        "prev_update_id": book.prev_update_id,
+        "sequence_id": book.sequence_id,
+        "bids": levels_json(book.bids),
+        "asks": levels_json(book.asks),
+        "depth_levels": len(book.bids) + len(book.asks),
+        "checksum": book.checksum,
+        "is_valid": book.is_valid,
+        "validation_errors": book.validation_errors,
+        "timestamp": _exchange_time(book.exchange_ms, book.recv_ns),
+        "collected_at": collected,
+        "processed_at": collected,
+    }
+
+
+def book_delta_dict(delta: BookDelta) -> dict[str, Any]:
+    return {
+        "event_type": "pure_delta",
+        "exchange_name": delta.venue,
+        "symbol_name": delta.symbol,
+        "update_id": delta.update_id,
+        "prev_update_id": delta.prev_update_id,
+        "first_update_id": delta.first_update_id,
+        "bid_updates": levels_json(delta.bid_updates),
+        "ask_updates": levels_json(delta.ask_updates),
+        "total_bid_changes": len(delta.bid_updates),
+        "total_ask_changes": len(delta.ask_updates),
+        "timestamp": _exchange_time(delta.exchange_ms, delta.recv_ns),
+        "collected_at": iso_from_ns(delta.recv_ns),
+    }
+
+
+def trade_dict(trade: Trade) -> dict[str, Any]:
+    return {
+        "event_type": "trade",
+        "exchange_name": trade.venue,
+        "symbol_name": trade.symbol,
+        "trade_id": trade.trade_id,
+        "price": trade.price,
+        "quantity": trade.quantity,
+        "side": trade.side,
+        "timestamp": _exchange_time(trade.exchange_ms, trade.recv_ns),
+        "collected_at": iso_from_ns(trade.recv_ns),
+    }
+
+
+def ticker_dict(ticker: Ticker) -> dict[str, Any]:
+    return {
+        "event_type": "ticker",
+        "exchange_name": ticker.venue,
+        "symbol_name": ticker.symbol,
+        "update_id": ticker.update_id,
+        "best_bid_price": ticker.best_bid_price,
+        "best_bid_quantity": ticker.best_bid_quantity,
+        "best_ask_price": ticker.best_ask_price,
+        "best_ask_quantity": ticker.best_ask_quantity,
+        "last_price": ticker.last_price,
+        "timestamp": _exchange_time(ticker.exchange_ms, ticker.recv_ns),
+        "collected_at": iso_from_ns(ticker.recv_ns),
+    }
+
+
+def quality_dict(event: QualityEvent) -> dict[str, Any]:
+    return {
+        "event_type": "quality",
+        "exchange_name": event.venue,
+        "symbol_name": event.symbol,
+        "kind": event.kind,
+        "detail": event.detail,
+        "update_id": event.update_id,
+        "collected_at": iso_from_ns(event.recv_ns),
+    }
+
+
+_ENCODERS = {
+    BookFull: book_full_dict,
+    BookDelta: book_delta_dict,
+    Trade: trade_dict,
+    Ticker: ticker_dict,
+    QualityEvent: quality_dict,
+}
+
+
+def event_dict(event: object) -> dict[str, Any] | None:
+    """The JSON object of a normalized event, or None for internal signals (resync requests)."""
+    encoder = _ENCODERS.get(type(event))  # type: ignore[call-overload]
+    return encoder(event) if encoder else None
+
+
+def encode_event(event: object) -> bytes | None:
+    """One JSON line (without newline), or None for events that are not published."""
+    obj = event_dict(event)
+    return orjson.dumps(obj) if obj is not None else None

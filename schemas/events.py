@@ -1,0 +1,133 @@
+"""Normalized events as the pipeline carries them: slotted records of exact strings.
+
+These are the hot-path forms; `schemas.encoding` turns them into the plan's JSON and
+`schemas.models` describes that JSON (pydantic, JSON Schema). Times are integers:
+exchange time in ms, local receive time in ns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PriceQty = tuple[str, str]
+
+UpdateType = Literal["snapshot", "update", "delta", "full_refresh"]
+
+# Kinds of quality events, one per thing that can go wrong with a book or its input.
+QualityKind = Literal[
+    "gap", "checksum_failure", "checksum_unverified", "crossed", "rejected", "stale_snapshot", "resync", "buffer_overflow"
+]
+
+
+@dataclass(slots=True)
+class BookFull:
+    """A whole book at one update id: published after every (re)sync and periodically."""
+
+    venue: str
+    symbol: str
+    update_type: UpdateType
+    last_update_id: int | None
+    first_update_id: int | None
+    prev_update_id: int | None
+    sequence_id: int | None
+    bids: list[PriceQty]
+    asks: list[PriceQty]
+    checksum: int | None
+    is_valid: bool
+    validation_errors: list[str]
+    exchange_ms: int | None
+    recv_ns: int
+
+
+@dataclass(slots=True)
+class BookDelta:
+    """The level changes of one applied update, as the exchange sent them ("0" removes)."""
+
+    venue: str
+    symbol: str
+    update_id: int
+    prev_update_id: int | None
+    first_update_id: int | None
+    bid_updates: list[list[str]]
+    ask_updates: list[list[str]]
+    exchange_ms: int | None
+    recv_ns: int
+
+
+@dataclass(slots=True)
+class Trade:
+    venue: str
+    symbol: str
+    trade_id: str
+    price: str
+    quantity: str
+    side: Literal["buy", "sell"]
+    exchange_ms: int | None
+    recv_ns: int
+
+
+@dataclass(slots=True)
+class Ticker:
+    """Best bid/ask (and last price where the venue sends it) at one moment."""
+
+    venue: str
+    symbol: str
+    update_id: int | None
+    best_bid_price: str
+    best_bid_quantity: str
+    best_ask_price: str
+    best_ask_quantity: str
+    last_price: str | None
+    exchange_ms: int | None
+    recv_ns: int
+
+
+@dataclass(slots=True)
+class QualityEvent:
+    """Something went wrong with a book or its input, and what was done about it."""
+
+    venue: str
+    symbol: str | None
+    kind: QualityKind
+    detail: str
+    update_id: int | None
+    recv_ns: int
+
+
+@dataclass(slots=True)
+class ResyncRequest:
+    """Asks the source of `venue:symbol` for a fresh snapshot (leaves through the control bus)."""
+
+    venue: str
+    symbol: str
+    reason: str
+    recv_ns: int
+
+
+@dataclass(slots=True)
+class BookStats:
+    """Running counters of one book, the replay report's per-book entry."""
+
+    messages: int = 0
+    updates_applied: int = 0
+    levels_applied: int = 0
+    snapshots: int = 0
+    resyncs: int = 0
+    gaps: int = 0
+    checksums_verified: int = 0
+    checksum_failures: int = 0
+    checksums_unverified: int = 0
+    crossed: int = 0
+    rejected: int = 0
+    best_bid: str | None = None
+    best_ask: str | None = None
+    bid_levels: int | None = None
+    ask_levels: int | None = None
+    last_update_id: int | None = None
+    trades: int = 0
+    errors: list[str] = field(default_factory=list)
+    errors_omitted: int = 0
+
+
+NormalizedEvent = BookFull | BookDelta | Trade | Ticker | QualityEvent | ResyncRequest
