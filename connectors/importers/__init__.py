@@ -1,0 +1,1 @@
+"""Importers: captures made by other tools (cryptofeed, hftbacktest) turned into our recordings."""

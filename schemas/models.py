@@ -1,0 +1,122 @@
+"""Pydantic descriptions of the published JSON, for JSON Schema export and edge validation.
+
+The hot path never builds these: `schemas.encoding` writes the same shapes directly.
+Field names are the plan's (`EnhancedOrderBook`, `OrderBookDelta`), so consumer code
+written against the plan reads our payloads unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+
+
+class PriceLevel(BaseModel):
+    """One level; the exchange's exact decimal text. In deltas quantity "0" removes the level."""
+
+    model_config = ConfigDict(extra="forbid")
+    price: str = Field(pattern=DECIMAL_PATTERN)
+    quantity: str = Field(pattern=DECIMAL_PATTERN)
+
+
+class EnhancedOrderBook(BaseModel):
+    """A full book (update_type snapshot after a (re)sync, full_refresh periodically)."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_type: Literal["orderbook"] = "orderbook"
+    exchange_name: str
+    symbol_name: str
+    update_type: Literal["snapshot", "update", "delta", "full_refresh"]
+    last_update_id: int | None
+    first_update_id: int | None = None
+    prev_update_id: int | None = None
+    sequence_id: int | None = None
+    bids: list[PriceLevel] = Field(description="best (highest) first")
+    asks: list[PriceLevel] = Field(description="best (lowest) first")
+    depth_levels: int = Field(ge=0, description="len(bids) + len(asks)")
+    checksum: int | None = None
+    is_valid: bool = True
+    validation_errors: list[str] = []
+    timestamp: datetime = Field(description="exchange time (receive time where the venue sends none)")
+    collected_at: datetime
+    processed_at: datetime
+
+
+class OrderBookDelta(BaseModel):
+    """The level changes of one applied update, exactly as the exchange sent them."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_type: Literal["pure_delta"] = "pure_delta"
+    exchange_name: str
+    symbol_name: str
+    update_id: int
+    prev_update_id: int | None = None
+    first_update_id: int | None = None
+    bid_updates: list[PriceLevel] = []
+    ask_updates: list[PriceLevel] = []
+    total_bid_changes: int = 0
+    total_ask_changes: int = 0
+    timestamp: datetime
+    collected_at: datetime
+
+
+class NormalizedTrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_type: Literal["trade"] = "trade"
+    exchange_name: str
+    symbol_name: str
+    trade_id: str
+    price: str = Field(pattern=DECIMAL_PATTERN)
+    quantity: str = Field(pattern=DECIMAL_PATTERN)
+    side: Literal["buy", "sell"] = Field(description="the taker's side")
+    timestamp: datetime
+    collected_at: datetime
+
+
+class NormalizedTicker(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_type: Literal["ticker"] = "ticker"
+    exchange_name: str
+    symbol_name: str
+    update_id: int | None = Field(description="Binance bookTicker u: the book update id it reflects")
+    best_bid_price: str = Field(pattern=DECIMAL_PATTERN)
+    best_bid_quantity: str = Field(pattern=DECIMAL_PATTERN)
+    best_ask_price: str = Field(pattern=DECIMAL_PATTERN)
+    best_ask_quantity: str = Field(pattern=DECIMAL_PATTERN)
+    last_price: str | None = None
+    timestamp: datetime
+    collected_at: datetime
+
+
+class QualityEventModel(BaseModel):
+    """A gap, checksum failure, crossed book, rejected message or resync, and its cause."""
+
+    model_config = ConfigDict(extra="forbid", title="QualityEvent")
+    event_type: Literal["quality"] = "quality"
+    exchange_name: str
+    symbol_name: str | None
+    kind: Literal[
+        "gap", "checksum_failure", "checksum_unverified", "crossed", "rejected", "stale_snapshot", "resync",
+        "buffer_overflow",
+    ]
+    detail: str
+    update_id: int | None
+    collected_at: datetime
+
+
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "orderbook": EnhancedOrderBook,
+    "pure_delta": OrderBookDelta,
+    "trade": NormalizedTrade,
+    "ticker": NormalizedTicker,
+    "quality": QualityEventModel,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of every published event, by event_type."""
+    return {name: model.model_json_schema() for name, model in EVENT_MODELS.items()}
