@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from collections import deque
 
-from operators.book import Level
+from operators.book import LevelChanges
 from operators.sync_base import SyncMachine, SyncSettings
 from operators.wire import DepthDiff, DepthSnapshot
 from schemas.events import BookFull, QualityEvent, ResyncRequest, UpdateType
 
 
-def _horizon(levels: list[Level], limit: int | None) -> float | None:
+def _horizon(levels: LevelChanges, limit: int | None) -> float | None:
     """The deepest known key of a snapshot side, or None when the side is complete."""
-    if not levels or (limit is not None and len(levels) < limit):
+    if not levels.keys or (limit is not None and len(levels) < limit):
         return None
-    return max(level[0] for level in levels)
+    return max(levels.keys)
 
 
 class BinanceBookSync(SyncMachine):

@@ -87,7 +87,7 @@ def _depth_update(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
 
 def _trade(raw: RawEvent, payload: dict[str, Any], id_field: str) -> Decoded:
     symbol = _symbol_of(payload)
-    levels = parse_side([[payload.get("p"), payload.get("q")]], "trade", False)
+    parse_side([[payload.get("p"), payload.get("q")]], "trade", False)
     maker = payload.get("m")
     if type(maker) is not bool:
         raise BadMessage(f"trade field 'm' must be a boolean, got {maker!r:.20}")
@@ -95,7 +95,7 @@ def _trade(raw: RawEvent, payload: dict[str, Any], id_field: str) -> Decoded:
         venue=raw.venue,
         symbol=symbol,
         trade_id=str(_int(payload, id_field)),
-        price=levels[0][1],
+        price=payload["p"],
         quantity=payload["q"],
         side="sell" if maker else "buy",
         exchange_ms=exchange_time(payload.get("T"), raw.recv_ns),
@@ -106,15 +106,15 @@ def _trade(raw: RawEvent, payload: dict[str, Any], id_field: str) -> Decoded:
 
 def _book_ticker(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
     symbol = _symbol_of(payload)
-    bid = parse_side([[payload.get("b"), payload.get("B")]], "bookTicker bid", True)[0]
-    ask = parse_side([[payload.get("a"), payload.get("A")]], "bookTicker ask", False)[0]
+    parse_side([[payload.get("b"), payload.get("B")]], "bookTicker bid", True)
+    parse_side([[payload.get("a"), payload.get("A")]], "bookTicker ask", False)
     ticker = Ticker(
         venue=raw.venue,
         symbol=symbol,
         update_id=_int(payload, "u"),
-        best_bid_price=bid[1],
+        best_bid_price=payload["b"],
         best_bid_quantity=payload["B"],
-        best_ask_price=ask[1],
+        best_ask_price=payload["a"],
         best_ask_quantity=payload["A"],
         last_price=None,
         exchange_ms=exchange_time(payload.get("E"), raw.recv_ns),

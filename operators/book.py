@@ -3,22 +3,36 @@
 Why this shape: a sorted Python list of float keys with `bisect` inserts and removes in C
 (a 40 KB memmove at 5000 levels, about a microsecond), and a dict answers "is this price
 here / what is its text" in O(1). The best level is always index 0, so top-of-book and
-top-N reads never re-sort.
+top-N reads never re-sort. The dict holds the level exactly as the wire delivered it
+(`[price, quantity, ...]`, the parser's own list), so nothing is copied per level.
 
 Identity by float is exact here: a decimal of at most 15 significant digits maps to a
-unique IEEE-754 double, and `operators.levels` rejects prices with more. The book stores
-the exchange's own text, which is what gets published and checksummed.
+unique IEEE-754 double, and `operators.levels` rejects prices with more.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-# One level as parsed from the wire: (sort key, price text, quantity text). A removal
-# carries "" as its quantity (the wire's "0", "0.00000000", ... all mean "remove").
-# Bids use the negated price as key so that both sides keep their best level at index 0.
-Level = tuple[float, str, str]
+# A wire level, `[price, quantity, ...]` as received; only the first two entries are used.
+WireLevel = Sequence[str]
+
+
+@dataclass(slots=True)
+class LevelChanges:
+    """One side of a parsed message: parallel lists, no object per level.
+
+    `keys[i]` is the sort key of `wires[i]` (bids use the negated price, so both sides keep
+    their best level at index 0); `wires[i]` is None where the wire said quantity 0.
+    """
+
+    keys: list[float]
+    wires: list[WireLevel | None]
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 class BookSide:
@@ -28,37 +42,37 @@ class BookSide:
 
     def __init__(self) -> None:
         self.keys: list[float] = []
-        self.levels: dict[float, Level] = {}
+        self.levels: dict[float, WireLevel] = {}
         self.horizon: float | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def replace(self, levels: Iterable[Level], horizon: float | None) -> None:
+    def replace(self, snapshot: LevelChanges, horizon: float | None) -> None:
         """Load a snapshot. Zero quantities in a snapshot mean "no level"."""
-        self.levels = {lvl[0]: lvl for lvl in levels if lvl[2]}
+        self.levels = {key: wire for key, wire in zip(snapshot.keys, snapshot.wires) if wire is not None}
         self.keys = sorted(self.levels)
         self.horizon = horizon
 
-    def upsert(self, level: Level) -> None:
-        key = level[0]
-        if key not in self.levels:
-            if self.horizon is not None and key > self.horizon:
-                return
-            insort(self.keys, key)
-        self.levels[key] = level
+    def apply(self, changes: LevelChanges) -> None:
+        """Apply one side of an increment: upsert, or remove where the wire said 0."""
+        keys, levels, horizon = self.keys, self.levels, self.horizon
+        for key, wire in zip(changes.keys, changes.wires):
+            if wire is None:
+                if levels.pop(key, None) is not None:
+                    del keys[bisect_left(keys, key)]
+            elif key in levels:
+                levels[key] = wire
+            elif horizon is None or key <= horizon:
+                insort(keys, key)
+                levels[key] = wire
 
-    def remove(self, key: float) -> None:
-        if self.levels.pop(key, None) is not None:
-            del self.keys[bisect_left(self.keys, key)]
-
-    def best(self) -> Level | None:
+    def best(self) -> WireLevel | None:
         return self.levels[self.keys[0]] if self.keys else None
 
-    def top(self, depth: int) -> list[tuple[str, str]]:
-        """The best `depth` levels as (price, quantity) text pairs, best first."""
-        levels = self.levels
-        return [levels[k][1:] for k in self.keys[:depth]]  # type: ignore[misc]
+    def top(self, depth: int) -> list[WireLevel]:
+        """The best `depth` levels as wire levels (`[price, quantity, ...]`), best first."""
+        return list(map(self.levels.__getitem__, self.keys[:depth]))
 
 
 class OrderBook:
@@ -74,14 +88,9 @@ class OrderBook:
         self.bids = BookSide()
         self.asks = BookSide()
 
-    def apply(self, bid_levels: list[Level], ask_levels: list[Level]) -> None:
-        """Apply one increment; a zero quantity removes the level."""
-        for side, changes in ((self.bids, bid_levels), (self.asks, ask_levels)):
-            for level in changes:
-                if level[2]:
-                    side.upsert(level)
-                else:
-                    side.remove(level[0])
+    def apply(self, bid_levels: LevelChanges, ask_levels: LevelChanges) -> None:
+        self.bids.apply(bid_levels)
+        self.asks.apply(ask_levels)
 
     def is_crossed(self) -> bool:
         """Best bid at or above best ask (bid keys are negated prices)."""

@@ -19,8 +19,8 @@ def okx_checksum(book: OrderBook) -> int:
     parts: list[str] = []
     for index in range(max(len(bids), len(asks))):
         if index < len(bids):
-            parts.extend(bids[index])
+            parts += bids[index][0], bids[index][1]
         if index < len(asks):
-            parts.extend(asks[index])
+            parts += asks[index][0], asks[index][1]
     value = zlib.crc32(":".join(parts).encode())
     return value - (1 << 32) if value >= 1 << 31 else value

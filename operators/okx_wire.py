@@ -59,27 +59,27 @@ def _book(raw: RawEvent, obj: dict[str, Any], entry: dict[str, Any]) -> OkxBookM
 
 
 def _trade(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Trade:
-    level = parse_side([[entry.get("px"), entry.get("sz")]], "trade", False)[0]
+    parse_side([[entry.get("px"), entry.get("sz")]], "trade", False)
     side = entry.get("side")
     if side not in ("buy", "sell"):
         raise BadMessage(f"trade side must be 'buy' or 'sell', got {side!r:.20}")
     trade_id = entry.get("tradeId")
     if type(trade_id) is not str or not trade_id:
         raise BadMessage(f"trade field 'tradeId' must be a non-empty string, got {trade_id!r:.40}")
-    return Trade(raw.venue, symbol, trade_id, level[1], entry["sz"], side, _ms(entry, raw.recv_ns), raw.recv_ns)
+    return Trade(raw.venue, symbol, trade_id, entry["px"], entry["sz"], side, _ms(entry, raw.recv_ns), raw.recv_ns)
 
 
 def _ticker(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Ticker:
-    bid = parse_side([[entry.get("bidPx"), entry.get("bidSz")]], "ticker bid", True)[0]
-    ask = parse_side([[entry.get("askPx"), entry.get("askSz")]], "ticker ask", False)[0]
+    parse_side([[entry.get("bidPx"), entry.get("bidSz")]], "ticker bid", True)
+    parse_side([[entry.get("askPx"), entry.get("askSz")]], "ticker ask", False)
     last = entry.get("last")
     return Ticker(
         venue=raw.venue,
         symbol=symbol,
         update_id=None,
-        best_bid_price=bid[1],
+        best_bid_price=entry["bidPx"],
         best_bid_quantity=entry["bidSz"],
-        best_ask_price=ask[1],
+        best_ask_price=entry["askPx"],
         best_ask_quantity=entry["askSz"],
         last_price=last if type(last) is str else None,
         exchange_ms=_ms(entry, raw.recv_ns),

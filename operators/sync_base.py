@@ -44,8 +44,8 @@ class SyncMachine:
         stats = self.stats
         if self.synced:
             bid, ask = self.book.bids.best(), self.book.asks.best()
-            stats.best_bid = bid[1] if bid else None
-            stats.best_ask = ask[1] if ask else None
+            stats.best_bid = bid[0] if bid else None
+            stats.best_ask = ask[0] if ask else None
             stats.bid_levels = len(self.book.bids)
             stats.ask_levels = len(self.book.asks)
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from operators.book import Level
+from operators.book import LevelChanges
 
 # Frames above this size are refused before parsing (a 5000-level snapshot is ~250 KB).
 MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -20,8 +20,8 @@ class DepthDiff:
 
     first_id: int
     last_id: int
-    bids: list[Level]
-    asks: list[Level]
+    bids: LevelChanges
+    asks: LevelChanges
     raw_bids: list[list[str]]
     raw_asks: list[list[str]]
     exchange_ms: int | None
@@ -33,8 +33,8 @@ class DepthSnapshot:
     """A Binance REST depth snapshot; `limit` is the depth asked for, when known."""
 
     last_id: int
-    bids: list[Level]
-    asks: list[Level]
+    bids: LevelChanges
+    asks: LevelChanges
     limit: int | None
     recv_ns: int
 
@@ -44,8 +44,8 @@ class OkxBookMessage:
     """One entry of an OKX order-book push (`books`, `books-l2-tbt`, `books50-l2-tbt`)."""
 
     snapshot: bool
-    bids: list[Level]
-    asks: list[Level]
+    bids: LevelChanges
+    asks: LevelChanges
     raw_bids: list[list[str]]
     raw_asks: list[list[str]]
     checksum: int | None

@@ -9,6 +9,7 @@ replays byte-identical; a live sink may restamp it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ def _exchange_time(ms: int | None, recv_ns: int) -> str:
     return iso_from_ms(ms) if ms is not None else iso_from_ns(recv_ns)
 
 
-def levels_json(levels: list[tuple[str, str]] | list[list[str]]) -> list[dict[str, str]]:
+def levels_json(levels: Sequence[Sequence[str]]) -> list[dict[str, str]]:
     return [{"price": level[0], "quantity": level[1]} for level in levels]
 
 

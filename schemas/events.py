@@ -7,10 +7,12 @@ exchange time in ms, local receive time in ns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-PriceQty = tuple[str, str]
+# A level as the exchange wrote it: `[price, quantity, ...]`; only the first two are used.
+PriceQty = Sequence[str]
 
 UpdateType = Literal["snapshot", "update", "delta", "full_refresh"]
 
