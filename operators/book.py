@@ -67,6 +67,14 @@ class BookSide:
                 insort(keys, key)
                 levels[key] = wire
 
+    def truncate(self, depth: int) -> None:
+        """Forget levels past the best `depth` (a venue that only maintains a window)."""
+        if len(self.keys) > depth:
+            levels = self.levels
+            for key in self.keys[depth:]:
+                del levels[key]
+            del self.keys[depth:]
+
     def best(self) -> WireLevel | None:
         return self.levels[self.keys[0]] if self.keys else None
 

@@ -6,6 +6,10 @@
   A repeat of an already applied message is dropped; anything else is a gap.
 - Messages without those fields (older recordings) are accepted; the checksum guards them.
 - Every non-zero checksum is verified after applying; 0 or absent counts as unverified.
+- The channel maintains only its best 400 (or 50) levels: a level pushed out of that
+  window gets no more updates, yet it is the right level again if it comes back before
+  anything touched it. So the book keeps such levels (up to `settings.depth` per side)
+  but publishes only the window.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class OkxBookSync(SyncMachine):
         self.prev_seq_id: int | None = None
         self.checksum: int | None = None
         self.applied = 0
+        self.window = self.settings.depth
         self._exchange_ms: int | None = None
 
     def on_book(self, msg: OkxBookMessage) -> list[object]:
@@ -44,6 +49,7 @@ class OkxBookSync(SyncMachine):
     def _snapshot(self, msg: OkxBookMessage) -> list[object]:
         self.book.bids.replace(msg.bids, None)
         self.book.asks.replace(msg.asks, None)
+        self._keep_window(msg.window)
         self.synced = True
         self.seq_id, self.prev_seq_id = msg.seq_id, msg.prev_seq_id
         self.stats.snapshots += 1
@@ -68,6 +74,7 @@ class OkxBookSync(SyncMachine):
             if seq == prev and not msg.bids and not msg.asks:
                 return self._verify(msg)  # keep-alive: nothing changes, the checksum still holds
         self.book.apply(msg.bids, msg.asks)
+        self._keep_window(msg.window)
         previous = self.seq_id
         self.seq_id, self.prev_seq_id = seq, prev
         self.applied += 1
@@ -86,6 +93,14 @@ class OkxBookSync(SyncMachine):
         if self.full_due(msg.recv_ns):
             out.append(self._full("full_refresh", msg))
         return out
+
+    def published_depth(self) -> int:
+        return min(self.window, self.settings.depth)
+
+    def _keep_window(self, window: int) -> None:
+        self.window = window
+        self.book.bids.truncate(self.settings.depth)
+        self.book.asks.truncate(self.settings.depth)
 
     def _verify(self, msg: OkxBookMessage) -> list[object]:
         """Checksum and crossing checks after a message applied; a fault list, or []."""
@@ -107,5 +122,6 @@ class OkxBookSync(SyncMachine):
 
     def _full(self, update_type: UpdateType, msg: OkxBookMessage) -> BookFull:
         return self.full_book(
-            update_type, self.seq_id, None, self.prev_seq_id, self.seq_id, self.checksum, self._exchange_ms, msg.recv_ns
+            update_type, self.seq_id, None, self.prev_seq_id, self.seq_id, self.checksum, self._exchange_ms, msg.recv_ns,
+            depth=self.published_depth(),
         )

@@ -15,7 +15,8 @@ from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, Rejected
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
 
-BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
+# Order-book channels and the number of best levels per side each one maintains.
+BOOK_CHANNELS = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50}
 _CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "login", "channel-conn-count"})
 
 Decoded = tuple[str | None, object]
@@ -39,13 +40,14 @@ def _ms(entry: dict[str, Any], recv_ns: int) -> int | None:
     return exchange_time(int(value), recv_ns)
 
 
-def _book(raw: RawEvent, obj: dict[str, Any], entry: dict[str, Any]) -> OkxBookMessage:
+def _book(raw: RawEvent, obj: dict[str, Any], entry: dict[str, Any], window: int) -> OkxBookMessage:
     action = obj.get("action")
     if action not in ("snapshot", "update"):
         raise BadMessage(f"book action must be 'snapshot' or 'update', got {action!r:.40}")
     raw_bids, raw_asks = entry.get("bids"), entry.get("asks")
     return OkxBookMessage(
         snapshot=action == "snapshot",
+        window=window,
         bids=parse_side(raw_bids, "bids", True),
         asks=parse_side(raw_asks, "asks", False),
         raw_bids=raw_bids,  # type: ignore[arg-type]
@@ -92,7 +94,7 @@ def _decode_push(raw: RawEvent, obj: dict[str, Any], symbol: str, channel: str) 
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise BadMessage("'data' must be a non-empty list of objects")
     if channel in BOOK_CHANNELS:
-        return [(symbol, _book(raw, obj, entry)) for entry in entries]
+        return [(symbol, _book(raw, obj, entry, BOOK_CHANNELS[channel])) for entry in entries]
     if channel == "trades":
         return [(symbol, _trade(raw, symbol, entry)) for entry in entries]
     if channel == "tickers":

@@ -46,12 +46,16 @@ class SyncMachine:
             bid, ask = self.book.bids.best(), self.book.asks.best()
             stats.best_bid = bid[0] if bid else None
             stats.best_ask = ask[0] if ask else None
-            stats.bid_levels = len(self.book.bids)
-            stats.ask_levels = len(self.book.asks)
+            stats.bid_levels = min(len(self.book.bids), self.published_depth())
+            stats.ask_levels = min(len(self.book.asks), self.published_depth())
         else:
             stats.best_bid = stats.best_ask = None
             stats.bid_levels = stats.ask_levels = None
         return stats
+
+    def published_depth(self) -> int:
+        """How many levels per side this machine vouches for."""
+        return self.settings.depth
 
     def note_error(self, text: str) -> None:
         if len(self.stats.errors) < MAX_ERRORS_PER_BOOK:
@@ -92,9 +96,11 @@ class SyncMachine:
         checksum: int | None,
         exchange_ms: int | None,
         recv_ns: int,
+        depth: int | None = None,
     ) -> BookFull:
+        """The book's best `depth` levels (default: the settings') as a valid full book."""
         self._last_full_ns = recv_ns
-        depth = self.settings.depth
+        depth = min(depth or self.settings.depth, self.settings.depth)
         return BookFull(
             venue=self.venue,
             symbol=self.symbol,

@@ -44,6 +44,7 @@ class OkxBookMessage:
     """One entry of an OKX order-book push (`books`, `books-l2-tbt`, `books50-l2-tbt`)."""
 
     snapshot: bool
+    window: int
     bids: LevelChanges
     asks: LevelChanges
     raw_bids: list[list[str]]
