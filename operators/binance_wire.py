@@ -6,12 +6,13 @@ Handles the combined-stream envelope `{"stream", "data"}` and raw streams alike:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from operators.levels import BadMessage, exchange_time, parse_side
+from operators.levels import BadMessage, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, DepthDiff, DepthSnapshot, Ignored, Rejected
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
@@ -37,9 +38,14 @@ def _text(payload: dict[str, Any], name: str) -> str:
     return value
 
 
+@lru_cache(maxsize=4096)
+def _normalized(raw_symbol: str) -> str:
+    return normalize_binance_symbol(raw_symbol)
+
+
 def _symbol_of(payload: dict[str, Any]) -> str:
     try:
-        return normalize_binance_symbol(_text(payload, "s"))
+        return _normalized(_text(payload, "s"))
     except ValueError as exc:
         raise BadMessage(str(exc)) from None
 
@@ -87,7 +93,7 @@ def _depth_update(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
 
 def _trade(raw: RawEvent, payload: dict[str, Any], id_field: str) -> Decoded:
     symbol = _symbol_of(payload)
-    parse_side([[payload.get("p"), payload.get("q")]], "trade", False)
+    check_price_quantity(payload.get("p"), payload.get("q"), "trade")
     maker = payload.get("m")
     if type(maker) is not bool:
         raise BadMessage(f"trade field 'm' must be a boolean, got {maker!r:.20}")
@@ -106,8 +112,8 @@ def _trade(raw: RawEvent, payload: dict[str, Any], id_field: str) -> Decoded:
 
 def _book_ticker(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
     symbol = _symbol_of(payload)
-    parse_side([[payload.get("b"), payload.get("B")]], "bookTicker bid", True)
-    parse_side([[payload.get("a"), payload.get("A")]], "bookTicker ask", False)
+    check_price_quantity(payload.get("b"), payload.get("B"), "bookTicker bid")
+    check_price_quantity(payload.get("a"), payload.get("A"), "bookTicker ask")
     ticker = Ticker(
         venue=raw.venue,
         symbol=symbol,

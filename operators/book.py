@@ -1,10 +1,10 @@
 """The order book: exact decimal strings, ordered by a float key, for 5000+ levels per side.
 
-Why this shape: a sorted Python list of float keys with `bisect` inserts and removes in C
-(a 40 KB memmove at 5000 levels, about a microsecond), and a dict answers "is this price
-here / what is its text" in O(1). The best level is always index 0, so top-of-book and
-top-N reads never re-sort. The dict holds the level exactly as the wire delivered it
-(`[price, quantity, ...]`, the parser's own list), so nothing is copied per level.
+Why this shape: two parallel sorted lists, float keys and the levels exactly as the wire
+delivered them (`[price, quantity, ...]`, the parser's own lists, so nothing is copied
+per level). `bisect` finds a level in C, and inserts and removes are one memmove each
+(40 KB at 5000 levels, about a microsecond). The best level is always index 0, so
+top-of-book is O(1) and a 5000-level full book is one slice, never a re-sort.
 
 Identity by float is exact here: a decimal of at most 15 significant digits maps to a
 unique IEEE-754 double, and `operators.levels` rejects prices with more.
@@ -12,7 +12,7 @@ unique IEEE-754 double, and `operators.levels` rejects prices with more.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,11 +38,11 @@ class LevelChanges:
 class BookSide:
     """One side of a book. Levels deeper than `horizon` (a key) are unknown and not kept."""
 
-    __slots__ = ("keys", "levels", "horizon")
+    __slots__ = ("keys", "wires", "horizon")
 
     def __init__(self) -> None:
         self.keys: list[float] = []
-        self.levels: dict[float, WireLevel] = {}
+        self.wires: list[WireLevel] = []
         self.horizon: float | None = None
 
     def __len__(self) -> int:
@@ -50,37 +50,35 @@ class BookSide:
 
     def replace(self, snapshot: LevelChanges, horizon: float | None) -> None:
         """Load a snapshot. Zero quantities in a snapshot mean "no level"."""
-        self.levels = {key: wire for key, wire in zip(snapshot.keys, snapshot.wires) if wire is not None}
-        self.keys = sorted(self.levels)
+        levels = {key: wire for key, wire in zip(snapshot.keys, snapshot.wires) if wire is not None}
+        self.keys = sorted(levels)
+        self.wires = list(map(levels.__getitem__, self.keys))
         self.horizon = horizon
 
     def apply(self, changes: LevelChanges) -> None:
         """Apply one side of an increment: upsert, or remove where the wire said 0."""
-        keys, levels, horizon = self.keys, self.levels, self.horizon
+        keys, wires, horizon = self.keys, self.wires, self.horizon
         for key, wire in zip(changes.keys, changes.wires):
-            if wire is None:
-                if levels.pop(key, None) is not None:
-                    del keys[bisect_left(keys, key)]
-            elif key in levels:
-                levels[key] = wire
-            elif horizon is None or key <= horizon:
-                insort(keys, key)
-                levels[key] = wire
+            index = bisect_left(keys, key)
+            if index != len(keys) and keys[index] == key:
+                if wire is None:
+                    del keys[index], wires[index]
+                else:
+                    wires[index] = wire
+            elif wire is not None and (horizon is None or key <= horizon):
+                keys.insert(index, key)
+                wires.insert(index, wire)
 
     def truncate(self, depth: int) -> None:
-        """Forget levels past the best `depth` (a venue that only maintains a window)."""
-        if len(self.keys) > depth:
-            levels = self.levels
-            for key in self.keys[depth:]:
-                del levels[key]
-            del self.keys[depth:]
+        """Forget levels past the best `depth`."""
+        del self.keys[depth:], self.wires[depth:]
 
     def best(self) -> WireLevel | None:
-        return self.levels[self.keys[0]] if self.keys else None
+        return self.wires[0] if self.wires else None
 
     def top(self, depth: int) -> list[WireLevel]:
         """The best `depth` levels as wire levels (`[price, quantity, ...]`), best first."""
-        return list(map(self.levels.__getitem__, self.keys[:depth]))
+        return self.wires[:depth]
 
 
 class OrderBook:

@@ -108,6 +108,19 @@ def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
     return LevelChanges([-value for value in values] if bids else values, wires)
 
 
+def check_price_quantity(price: object, quantity: object, what: str) -> None:
+    """Validate one (price, quantity) pair outside a book side: trades and tickers."""
+    if not (
+        type(price) is str
+        and type(quantity) is str
+        and _DECIMAL(price)
+        and _DECIMAL(quantity)
+        and 0.0 < float(price) < math.inf
+    ):
+        _check_level([price, quantity], what, 0)
+        raise BadMessage(f"{what}: price {price!r:.40} or quantity {quantity!r:.40} is invalid")
+
+
 def exchange_time(value: object, recv_ns: int) -> int | None:
     """Check an exchange timestamp (ms) against the local receive time; None when absent."""
     if value is None:

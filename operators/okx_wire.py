@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from operators.levels import BadMessage, exchange_time, parse_side
+from operators.levels import BadMessage, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, Rejected
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
@@ -61,7 +61,7 @@ def _book(raw: RawEvent, obj: dict[str, Any], entry: dict[str, Any], window: int
 
 
 def _trade(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Trade:
-    parse_side([[entry.get("px"), entry.get("sz")]], "trade", False)
+    check_price_quantity(entry.get("px"), entry.get("sz"), "trade")
     side = entry.get("side")
     if side not in ("buy", "sell"):
         raise BadMessage(f"trade side must be 'buy' or 'sell', got {side!r:.20}")
@@ -72,8 +72,8 @@ def _trade(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Trade:
 
 
 def _ticker(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Ticker:
-    parse_side([[entry.get("bidPx"), entry.get("bidSz")]], "ticker bid", True)
-    parse_side([[entry.get("askPx"), entry.get("askSz")]], "ticker ask", False)
+    check_price_quantity(entry.get("bidPx"), entry.get("bidSz"), "ticker bid")
+    check_price_quantity(entry.get("askPx"), entry.get("askSz"), "ticker ask")
     last = entry.get("last")
     return Ticker(
         venue=raw.venue,

@@ -1,0 +1,119 @@
+"""Replay throughput and memory, against the plainest correct sync loop, in one run.
+
+    python bench/replay.py                 # generates a 10-minute Binance BTC-USDT recording
+    python bench/replay.py --input REC     # any recording
+
+Prints level updates per second of the replay dataflow with null output (the report
+only), the same with normalized events written, the reference loop's rate on the same
+file, and peak RSS of the dataflow holding four 5000-level books. Each measurement runs
+in its own process so one cannot inflate another's memory. The last line is one JSON
+object: {"level_updates", "seconds", "level_updates_per_s", "reference_per_s", "ratio",
+"peak_rss_mb"}. Figures only: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# The shape of a real 2024 Binance BTCUSDT capture, which the simulator is calibrated on.
+LARGE_SECONDS = 600
+MEMORY_SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT", "BNB-USDT")
+MEMORY_SECONDS = 60
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _measure(mode: str, path: Path) -> dict[str, float]:
+    """Run one measurement in this process (the child side)."""
+    started = time.perf_counter()
+    if mode == "reference":
+        from bench.reference_sync import run_reference
+
+        level_updates = run_reference(path)
+    else:
+        from flows.replay import run_replay
+
+        out = Path(os.devnull) if mode == "flow-events" else None
+        report = run_replay([path], out=out)
+        level_updates = sum(book["levels_applied"] for book in report["books"].values())
+    seconds = time.perf_counter() - started
+    return {"level_updates": level_updates, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _in_child(mode: str, path: Path) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--input", str(path)],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _generate(path: Path, symbols: tuple[str, ...], seconds: float) -> None:
+    from sim.recording import generate_recording
+
+    started = time.perf_counter()
+    generate_recording(path, venues=("binance",), symbols=symbols, seconds=seconds, seed=2024)
+    print(f"generated {path.name}: {seconds:g} s of {', '.join(symbols)} "
+          f"({path.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", type=Path, help="a recording to measure (default: generate one)")
+    parser.add_argument("--seconds", type=float, default=LARGE_SECONDS, help="length of the generated recording")
+    parser.add_argument("--child", choices=("flow", "flow-events", "reference", "memory"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(_measure("flow" if args.child == "memory" else args.child, args.input)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="marketprism-bench-") as tmp:
+        large = args.input
+        if large is None:
+            large = Path(tmp) / "binance-btcusdt.jsonl.zst"
+            _generate(large, ("BTC-USDT",), args.seconds)
+        flow = _in_child("flow", large)
+        events = _in_child("flow-events", large)
+        reference = _in_child("reference", large)
+        memory_recording = Path(tmp) / "binance-four-books.jsonl.zst"
+        _generate(memory_recording, MEMORY_SYMBOLS, MEMORY_SECONDS)
+        memory = _in_child("memory", memory_recording)
+
+    rate = flow["level_updates"] / flow["seconds"]
+    reference_rate = reference["level_updates"] / reference["seconds"]
+    events_rate = events["level_updates"] / events["seconds"]
+    print(f"input: {large.name if args.input else 'generated'}; {flow['level_updates']:,} level updates")
+    print(f"replay flow, null output:      {rate:12,.0f} level updates/s ({flow['seconds']:.2f} s)")
+    print(f"replay flow, events written:   {events_rate:12,.0f} level updates/s ({events['seconds']:.2f} s)")
+    print(f"reference loop:                {reference_rate:12,.0f} level updates/s ({reference['seconds']:.2f} s)")
+    print(f"ratio flow / reference:        {rate / reference_rate:12.2f} (goal 2.0)")
+    print(f"peak RSS, four 5000-level books: {memory['peak_rss_mb']:10.1f} MB (goal < 300)")
+    if flow["level_updates"] != reference["level_updates"]:
+        print(f"note: the reference applied {reference['level_updates']:,} level updates", file=sys.stderr)
+    print(json.dumps({
+        "level_updates": flow["level_updates"],
+        "seconds": round(flow["seconds"], 3),
+        "level_updates_per_s": round(rate),
+        "reference_per_s": round(reference_rate),
+        "ratio": round(rate / reference_rate, 3),
+        "peak_rss_mb": round(memory["peak_rss_mb"], 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()
