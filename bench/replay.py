@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -37,24 +38,25 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _measure(mode: str, path: Path) -> dict[str, float]:
-    """Run one measurement in this process (the child side)."""
-    started = time.perf_counter()
-    if mode == "reference":
-        from bench.reference_sync import run_reference
+def _measure(mode: str, path: Path) -> dict[str, Any]:
+    """Run one measurement in this process (the child side); imports happen before the clock."""
+    from bench.reference_sync import run_reference
+    from flows.replay import run_replay
 
+    started = time.perf_counter()
+    books: list[int] = []
+    if mode == "reference":
         level_updates = run_reference(path)
     else:
-        from flows.replay import run_replay
-
         out = Path(os.devnull) if mode == "flow-events" else None
         report = run_replay([path], out=out)
         level_updates = sum(book["levels_applied"] for book in report["books"].values())
+        books = [min(book["bid_levels"] or 0, book["ask_levels"] or 0) for book in report["books"].values()]
     seconds = time.perf_counter() - started
-    return {"level_updates": level_updates, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+    return {"level_updates": level_updates, "seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "book_depths": books}
 
 
-def _in_child(mode: str, path: Path) -> dict[str, float]:
+def _in_child(mode: str, path: Path) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--input", str(path)],
         check=True, capture_output=True, text=True, cwd=REPO,
@@ -102,7 +104,8 @@ def main() -> None:
     print(f"replay flow, events written:   {events_rate:12,.0f} level updates/s ({events['seconds']:.2f} s)")
     print(f"reference loop:                {reference_rate:12,.0f} level updates/s ({reference['seconds']:.2f} s)")
     print(f"ratio flow / reference:        {rate / reference_rate:12.2f} (goal 2.0)")
-    print(f"peak RSS, four 5000-level books: {memory['peak_rss_mb']:10.1f} MB (goal < 300)")
+    depths = ", ".join(str(depth) for depth in memory["book_depths"])
+    print(f"peak RSS, four books of {depths} levels per side: {memory['peak_rss_mb']:.1f} MB (goal < 300)")
     if flow["level_updates"] != reference["level_updates"]:
         print(f"note: the reference applied {reference['level_updates']:,} level updates", file=sys.stderr)
     print(json.dumps({

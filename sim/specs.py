@@ -50,6 +50,16 @@ SPECS: dict[tuple[str, str], SymbolSpec] = {
         start_price=300_000, median_qty=5_000, near_gap=0.3, gap_growth=0.0002,
         volatility=4.0, activity=0.7, first_update_id=37_120_455_001, first_trade_id=1_488_201_300,
     ),
+    ("binance", "SOL-USDT"): SymbolSpec(
+        symbol="SOL-USDT", price_decimals=2, qty_decimals=3, text_decimals=BINANCE_DECIMALS,
+        start_price=15_000, median_qty=20_000, near_gap=0.2, gap_growth=0.0001,
+        volatility=0.3, activity=0.5, first_update_id=12_004_118_001, first_trade_id=702_415_900,
+    ),
+    ("binance", "BNB-USDT"): SymbolSpec(
+        symbol="BNB-USDT", price_decimals=2, qty_decimals=3, text_decimals=BINANCE_DECIMALS,
+        start_price=60_000, median_qty=5_000, near_gap=0.6, gap_growth=0.0005,
+        volatility=1.0, activity=0.4, first_update_id=9_311_760_001, first_trade_id=512_003_700,
+    ),
     ("okx", "BTC-USDT"): SymbolSpec(
         symbol="BTC-USDT", price_decimals=1, qty_decimals=8, text_decimals=None,
         start_price=900_000, median_qty=2_000_000, near_gap=0.5, gap_growth=0.001,
