@@ -25,7 +25,7 @@ from operators.report import ReportBuilder
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.encoding import encode_event
-from schemas.events import BookStats
+from schemas.events import BookStats, QualityEvent
 from schemas.raw import RawEvent, RecordingDefect
 from schemas.settings import ReplaySettings
 
@@ -36,6 +36,7 @@ FinalStats = tuple[str, BookStats, bool]
 
 
 def _decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:
+    """Key each decoded message by its book; what names no book travels under UNKEYED."""
     if isinstance(item, RecordingDefect):
         return [(UNKEYED, (UNKEYED, f"recording {item.where}: {item.reason}"))]
     decoded = decode(item)
@@ -45,7 +46,8 @@ def _decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str,
     for key, msg in decoded:
         if key is None:
             assert isinstance(msg, Rejected)
-            out.append((UNKEYED, (UNKEYED, f"{msg.venue}: rejected message: {msg.reason}")))
+            event = QualityEvent(msg.venue, None, "rejected", msg.reason, None, msg.recv_ns)
+            out.append((UNKEYED, (UNKEYED, event)))
         else:
             out.append((key, (key, msg)))
     return out
@@ -82,6 +84,8 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
 def _report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:
     if isinstance(item, str):
         builder.add_error(item)
+    elif isinstance(item, QualityEvent):
+        builder.add_error(f"{item.venue}: rejected message: {item.detail}")
     else:
         key, stats, has_book = item  # type: ignore[misc]
         builder.add_book(key, stats, has_book)
@@ -106,7 +110,11 @@ def build_flow(
     rendered = op.map_value("render", report, ReportBuilder.render)
     op.output("report_out", rendered, JsonDocumentSink(settings.report, report_capture))
     if settings.out is not None:
-        lines = op.filter_map_value("encode", synced, encode_event)
+        unkeyed_quality = op.filter(
+            "unkeyed_quality", routed.falses, lambda kv: isinstance(kv[1][1], QualityEvent)
+        )
+        published = op.merge("published", synced, op.map_value("unwrap", unkeyed_quality, lambda v: v[1]))
+        lines = op.filter_map_value("encode", published, encode_event)
         op.output("events_out", lines, JsonLinesSink(settings.out))
     return flow
 
