@@ -3,21 +3,28 @@
 - A snapshot replaces the book (also while synced).
 - `seqId`/`prevSeqId`, when present: each update's prevSeqId equals the previous seqId;
   prevSeqId == seqId with no levels is a keep-alive; seqId < prevSeqId is a legal reset.
-  A repeat of an already applied message is dropped; anything else is a gap.
+  A repeat of one of the last `RECENT_IDS` applied messages (same prevSeqId and seqId)
+  is dropped; anything else that does not chain is a gap, a lost reset included.
 - Messages without those fields (older recordings) are accepted; the checksum guards them.
 - Every non-zero checksum is verified after applying; 0 or absent counts as unverified.
 - The channel maintains only its best 400 (or 50) levels: a level pushed out of that
   window gets no more updates, yet it is the right level again if it comes back before
-  anything touched it. So the book keeps such levels (up to `settings.depth` per side)
-  but publishes only the window.
+  anything touched it. So the book keeps such levels (at least the window, up to
+  `settings.depth` per side) but publishes only the window.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
 from operators.wire import OkxBookMessage
 from schemas.events import BookFull, UpdateType
+
+
+# How many applied (prevSeqId, seqId) pairs are remembered to recognise repeats.
+RECENT_IDS = 256
 
 
 class OkxBookSync(SyncMachine):
@@ -28,6 +35,7 @@ class OkxBookSync(SyncMachine):
         self.seq_id: int | None = None
         self.prev_seq_id: int | None = None
         self.checksum: int | None = None
+        self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_IDS)
         self.applied = 0
         self.window = self.settings.depth
         self._exchange_ms: int | None = None
@@ -52,6 +60,7 @@ class OkxBookSync(SyncMachine):
         self._keep_window(msg.window)
         self.synced = True
         self.seq_id, self.prev_seq_id = msg.seq_id, msg.prev_seq_id
+        self._remember(msg)
         self.stats.snapshots += 1
         self.stats.last_update_id = msg.seq_id
         self._exchange_ms = msg.exchange_ms
@@ -64,19 +73,19 @@ class OkxBookSync(SyncMachine):
         seq, prev = msg.seq_id, msg.prev_seq_id
         if seq is not None and prev is not None and self.seq_id is not None:
             if prev != self.seq_id:
-                if seq == self.seq_id and prev == self.prev_seq_id:
-                    return []  # the message just applied, delivered again
-                if prev <= seq < self.seq_id:
-                    return []  # an older message arriving late or twice
+                if (prev, seq) in self._recent:
+                    return []  # an applied message delivered again
                 self.stats.gaps += 1
                 detail = f"expected prevSeqId={self.seq_id}, got prevSeqId={prev} seqId={seq}"
                 return self.fault("gap", detail, seq, msg.recv_ns)
             if seq == prev and not msg.bids and not msg.asks:
+                self._remember(msg)
                 return self._verify(msg)  # keep-alive: nothing changes, the checksum still holds
         self.book.apply(msg.bids, msg.asks)
         self._keep_window(msg.window)
         previous = self.seq_id
         self.seq_id, self.prev_seq_id = seq, prev
+        self._remember(msg)
         self.applied += 1
         stats = self.stats
         stats.updates_applied += 1
@@ -97,10 +106,16 @@ class OkxBookSync(SyncMachine):
     def published_depth(self) -> int:
         return min(self.window, self.settings.depth)
 
+    def _remember(self, msg: OkxBookMessage) -> None:
+        if msg.seq_id is not None and msg.prev_seq_id is not None:
+            self._recent.append((msg.prev_seq_id, msg.seq_id))
+
     def _keep_window(self, window: int) -> None:
+        # Never below the window: the venue still maintains those levels and checksums them.
         self.window = window
-        self.book.bids.truncate(self.settings.depth)
-        self.book.asks.truncate(self.settings.depth)
+        keep = max(window, self.settings.depth)
+        self.book.bids.truncate(keep)
+        self.book.asks.truncate(keep)
 
     def _verify(self, msg: OkxBookMessage) -> list[object]:
         """Checksum and crossing checks after a message applied; a fault list, or []."""
