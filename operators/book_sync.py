@@ -6,17 +6,13 @@ same object runs in tests, benchmarks and any other driver.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from operators.binance_sync import BinanceBookSync
 from operators.okx_sync import OkxBookSync
-from operators.sync_base import SyncMachine, SyncSettings
+from operators.sync_base import SyncSettings
 from operators.wire import DepthDiff, DepthSnapshot, OkxBookMessage, Rejected
 from schemas.events import BookStats, Ticker, Trade
-
-
-def _machine(venue: str, symbol: str, settings: SyncSettings) -> SyncMachine:
-    if venue == "okx":
-        return OkxBookSync(venue, symbol, settings)
-    return BinanceBookSync(venue, symbol, settings)
 
 
 class BookSync:
@@ -24,29 +20,46 @@ class BookSync:
 
     def __init__(self, key: str, settings: SyncSettings) -> None:
         venue, _, symbol = key.partition(":")
-        self.machine = _machine(venue, symbol, settings)
+        self.machine: BinanceBookSync | OkxBookSync
+        routes: dict[type, Callable[[object], list[object]]]
+        if venue == "okx":
+            self.machine = okx = OkxBookSync(venue, symbol, settings)
+            routes = {OkxBookMessage: self._book(okx.on_book)}  # type: ignore[arg-type]
+        else:
+            self.machine = binance = BinanceBookSync(venue, symbol, settings)
+            routes = {
+                DepthDiff: self._book(binance.on_diff),  # type: ignore[arg-type]
+                DepthSnapshot: self._book(binance.on_snapshot),  # type: ignore[arg-type]
+            }
+        routes[Trade] = self._trade
+        routes[Ticker] = self._ticker
+        routes[Rejected] = self._book(self._reject)  # type: ignore[arg-type]
+        self._routes = routes
         self.book_seen = False
 
     def handle(self, msg: object) -> list[object]:
-        machine = self.machine
-        if isinstance(msg, DepthDiff):
-            self.book_seen = True
-            return machine.on_diff(msg)  # type: ignore[attr-defined]
-        if isinstance(msg, OkxBookMessage):
-            self.book_seen = True
-            return machine.on_book(msg)  # type: ignore[attr-defined]
-        if isinstance(msg, DepthSnapshot):
-            self.book_seen = True
-            return machine.on_snapshot(msg)  # type: ignore[attr-defined]
-        if isinstance(msg, Trade):
-            machine.stats.trades += 1
-            return [msg]
-        if isinstance(msg, Ticker):
-            return [msg]
-        if isinstance(msg, Rejected):
-            self.book_seen = True
-            return machine.reject(msg.reason, msg.recv_ns)
-        raise TypeError(f"book_sync got an unexpected {type(msg).__name__}")
+        route = self._routes.get(type(msg))
+        if route is None:
+            raise TypeError(f"{self.machine.venue}:{self.machine.symbol} got an unexpected {type(msg).__name__}")
+        return route(msg)
 
     def stats(self) -> BookStats:
         return self.machine.snapshot_stats()
+
+    def _book(self, handler: Callable[[object], list[object]]) -> Callable[[object], list[object]]:
+        def handle_book_message(msg: object) -> list[object]:
+            self.book_seen = True
+            return handler(msg)
+
+        return handle_book_message
+
+    def _trade(self, msg: object) -> list[object]:
+        self.machine.stats.trades += 1
+        return [msg]
+
+    @staticmethod
+    def _ticker(msg: object) -> list[object]:
+        return [msg]
+
+    def _reject(self, msg: Rejected) -> list[object]:
+        return self.machine.reject(msg.reason, msg.recv_ns)

@@ -85,6 +85,8 @@ class OkxBookSync(SyncMachine):
         self._keep_window(msg.window)
         previous = self.seq_id
         self.seq_id, self.prev_seq_id = seq, prev
+        if seq is not None and prev is not None and seq < prev:
+            self._recent.clear()  # ids before a reset may come again: they no longer identify messages
         self._remember(msg)
         self.applied += 1
         stats = self.stats
