@@ -7,79 +7,21 @@ With one worker the output is a pure function of the input: same bytes every run
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.operators import StatefulLogic
 from bytewax.testing import run_main
 
 from connectors.files import JsonDocumentSink, JsonLinesSink
 from connectors.replay_source import RecordingSource
-from operators.book_sync import BookSync
-from operators.decode import decode
+from flows.steps import UNKEYED, BookSyncLogic, decode_step
 from operators.report import ReportBuilder
 from operators.sync_base import SyncSettings
-from operators.wire import Ignored, Rejected
 from schemas.encoding import encode_event
-from schemas.events import BookStats, QualityEvent
-from schemas.raw import RawEvent, RecordingDefect
+from schemas.events import QualityEvent
 from schemas.settings import ReplaySettings
-
-# The key under which items that name no book (defects, unkeyed rejects) travel.
-UNKEYED = ""
-
-FinalStats = tuple[str, BookStats, bool]
-
-
-def _decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:
-    """Key each decoded message by its book; what names no book travels under UNKEYED."""
-    if isinstance(item, RecordingDefect):
-        return [(UNKEYED, (UNKEYED, f"recording {item.where}: {item.reason}"))]
-    decoded = decode(item)
-    if isinstance(decoded, Ignored):
-        return []
-    out: list[tuple[str, tuple[str, object]]] = []
-    for key, msg in decoded:
-        if key is None:
-            assert isinstance(msg, Rejected)
-            event = QualityEvent(msg.venue, None, "rejected", msg.reason, None, msg.recv_ns)
-            out.append((UNKEYED, (UNKEYED, event)))
-        else:
-            out.append((key, (key, msg)))
-    return out
-
-
-class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
-    """Holds one key's BookSync; at end of input it hands over the book's final counters."""
-
-    def __init__(self, settings: SyncSettings, resume: BookSync | None) -> None:
-        self.settings = settings
-        self.sync = resume
-
-    def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
-        key, msg = value
-        if self.sync is None:
-            self.sync = BookSync(key, self.settings)
-        return self.sync.handle(msg), StatefulLogic.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[object], bool]:
-        if self.sync is None:
-            return [], StatefulLogic.DISCARD
-        key = f"{self.sync.machine.venue}:{self.sync.machine.symbol}"
-        final: FinalStats = (key, self.sync.stats(), self.sync.book_seen)
-        return [final], StatefulLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        return None
-
-    def snapshot(self) -> BookSync:
-        assert self.sync is not None
-        return self.sync
-
 
 def _report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:
     if isinstance(item, str):
@@ -100,10 +42,10 @@ def build_flow(
     sync_settings = SyncSettings(depth=settings.depth, full_interval_ms=settings.full_interval_ms)
     flow = Dataflow("replay")
     raw = op.input("recording", flow, RecordingSource(settings.inputs))
-    decoded = op.flat_map("decode", raw, _decode_step)
+    decoded = op.flat_map("decode", raw, decode_step)
     routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
     synced = op.stateful("book_sync", routed.trues, lambda resume: BookSyncLogic(sync_settings, resume))
-    finals = op.filter_map("final_stats", synced, lambda kv: kv[1] if isinstance(kv[1], tuple) else None)
+    finals = op.filter_map("final_stats", synced, lambda kv: kv[1] if type(kv[1]) is tuple else None)
     unkeyed = op.map("unkeyed_errors", routed.falses, lambda kv: kv[1][1])
     report_items = op.key_on("to_report", op.merge("report_items", finals, unkeyed), lambda _: "report")
     report = op.fold_final("report", report_items, ReportBuilder, _report_fold)

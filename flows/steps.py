@@ -1,0 +1,90 @@
+"""Dataflow steps shared by the replay and collect flows: decoding and the keyed book_sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+from bytewax.operators import StatefulLogic
+
+from operators.book_sync import BookSync
+from operators.decode import decode
+from operators.sync_base import SyncSettings
+from operators.wire import Ignored, Rejected
+from schemas.events import BookStats, QualityEvent
+from schemas.raw import RawEvent, RecordingDefect
+
+# The key under which items that name no book (defects, unkeyed rejects) travel.
+UNKEYED = ""
+
+# (key, counters, whether the key carried a book): what book_sync hands the report or status board.
+FinalStats = tuple[str, BookStats, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A book's counters every few seconds, for the live status board."""
+
+    key: str
+    stats: BookStats
+    synced: bool
+
+
+def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:
+    """Key each decoded message by its book; what names no book travels under UNKEYED."""
+    if isinstance(item, RecordingDefect):
+        return [(UNKEYED, (UNKEYED, f"recording {item.where}: {item.reason}"))]
+    decoded = decode(item)
+    if isinstance(decoded, Ignored):
+        return []
+    out: list[tuple[str, tuple[str, object]]] = []
+    for key, msg in decoded:
+        if key is None:
+            assert isinstance(msg, Rejected)
+            event = QualityEvent(msg.venue, None, "rejected", msg.reason, None, msg.recv_ns)
+            out.append((UNKEYED, (UNKEYED, event)))
+        else:
+            out.append((key, (key, msg)))
+    return out
+
+
+class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
+    """Holds one key's BookSync; hands over its counters at end of input (and, live, every
+    `status_every`, for the status board)."""
+
+    def __init__(self, settings: SyncSettings, resume: BookSync | None, status_every: timedelta | None = None) -> None:
+        self.settings = settings
+        self.sync = resume
+        self.status_every = status_every
+        self._next_status: datetime | None = None
+
+    def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
+        key, msg = value
+        if self.sync is None:
+            self.sync = BookSync(key, self.settings)
+        if self.status_every is not None and self._next_status is None:
+            self._next_status = datetime.now(timezone.utc) + self.status_every
+        return self.sync.handle(msg), StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[object], bool]:
+        assert self.sync is not None and self.status_every is not None
+        self._next_status = datetime.now(timezone.utc) + self.status_every
+        machine = self.sync.machine
+        stats = replace(self.sync.stats(), errors=[])
+        status = StatusUpdate(f"{machine.venue}:{machine.symbol}", stats, machine.synced)
+        return [status], StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[object], bool]:
+        if self.sync is None:
+            return [], StatefulLogic.DISCARD
+        machine = self.sync.machine
+        final: FinalStats = (f"{machine.venue}:{machine.symbol}", self.sync.stats(), self.sync.book_seen)
+        return [final], StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return self._next_status
+
+    def snapshot(self) -> BookSync:
+        assert self.sync is not None
+        return self.sync
