@@ -13,34 +13,8 @@ import orjson
 from connectors.importers.cryptofeed import import_cryptofeed
 from connectors.importers.hftbacktest import import_hftbacktest
 from flows.replay import run_replay
+from flows.status import format_report
 from schemas.models import json_schemas
-
-_COLUMNS = (
-    ("book", 22), ("msgs", 7), ("applied", 8), ("snaps", 5), ("resyncs", 7), ("gaps", 4),
-    ("cks ok", 6), ("cks bad", 7), ("rej", 4), ("best bid", 14), ("best ask", 14), ("levels", 11),
-)
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """A table a person can read at a glance: one line per book, then trades and errors."""
-    header = " ".join(name.ljust(width) for name, width in _COLUMNS)
-    lines = [header, "-" * len(header)]
-    for key, book in report["books"].items():
-        levels = f"{book['bid_levels']}/{book['ask_levels']}" if book["bid_levels"] is not None else "unsynced"
-        cells = (
-            key, book["messages"], book["updates_applied"], book["snapshots"], book["resyncs"], book["gaps"],
-            book["checksums_verified"], book["checksum_failures"], book["rejected"], book["best_bid"] or "-",
-            book["best_ask"] or "-", levels,
-        )
-        lines.append(" ".join(str(cell).ljust(width) for cell, (_, width) in zip(cells, _COLUMNS)))
-    trades = ", ".join(f"{key} {count}" for key, count in report["trades"].items()) or "none"
-    lines.append(f"trades: {trades}")
-    lines.append(f"errors: {len(report['errors'])}")
-    lines.extend(f"  {error}" for error in report["errors"][:20])
-    if len(report["errors"]) > 20:
-        lines.append(f"  ... {len(report['errors']) - 20} more in the report file")
-    return "\n".join(lines)
-
 
 def _replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
@@ -104,6 +78,54 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect(args: argparse.Namespace) -> int:
+    import logging
+
+    from bytewax.testing import run_main
+
+    from flows.collect import build_flow, start_nats
+    from schemas.settings import CollectSettings
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {}
+    if args.duration:
+        overrides["run_seconds"] = args.duration
+    if args.venues:
+        overrides["venues"] = args.venues
+    if args.symbols:
+        overrides["symbols"] = args.symbols
+    simulator = None
+    if args.sim:
+        from sim.server import SimulatorThread, SimulatorSettings
+
+        simulator = SimulatorThread(SimulatorSettings(seed=args.seed))
+        simulator.start()
+        overrides.update(
+            binance_rest_url=simulator.binance_url, binance_ws_url=simulator.binance_ws_url,
+            okx_rest_url=simulator.okx_url, okx_ws_url=simulator.okx_ws_url,
+        )
+        print(f"simulated exchanges: Binance {simulator.binance_url}, OKX {simulator.okx_url}")
+    settings = CollectSettings(**overrides)
+    url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
+    summary: list[dict[str, Any]] = []
+    started = time.monotonic()
+    try:
+        print(f"collecting {', '.join(settings.venues)} x {', '.join(settings.symbols)}; NATS {url}"
+              + (f"; stopping after {settings.run_seconds:g} s" if settings.run_seconds else "; Ctrl-C stops"))
+        run_main(build_flow(settings, url, summary=summary))
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        if server is not None:
+            server.stop()
+        if simulator is not None:
+            simulator.stop()
+    if summary:
+        print(f"\nsummary after {time.monotonic() - started:.0f} s:\n{format_report(summary[0])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketprism", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="export the JSON Schema of every published event")
     schema.add_argument("--out", type=Path, default=Path("schemas/json"))
     schema.set_defaults(run=_schema)
+
+    collect = commands.add_parser("collect", help="collect live books and publish them on NATS JetStream")
+    collect.add_argument("--sim", action="store_true", help="start the local simulated exchanges and use them")
+    collect.add_argument("--duration", type=float, help="stop after this many seconds")
+    collect.add_argument("--venues", nargs="+")
+    collect.add_argument("--symbols", nargs="+")
+    collect.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
+    collect.add_argument("-v", "--verbose", action="store_true", help="log connections, snapshots, resyncs")
+    collect.set_defaults(run=_collect)
 
     demo = commands.add_parser("demo", help="generate a small recording and replay it")
     demo.add_argument("--out-dir", type=Path, default=Path("data/demo"))

@@ -23,6 +23,8 @@ class SyncSettings:
     depth: int = 5000
     full_interval_ms: int = 1000
     max_buffered_diffs: int = 10_000
+    # Best levels per side carried by each delta, for consumers of `orderbook.delta`.
+    delta_top_levels: int = 20
 
 
 class SyncMachine:
@@ -100,6 +102,7 @@ class SyncMachine:
     ) -> BookFull:
         """The book's best `depth` levels (default: the settings') as a valid full book."""
         self._last_full_ns = recv_ns
+        self.stats.last_recv_ns = recv_ns
         depth = min(depth or self.settings.depth, self.settings.depth)
         return BookFull(
             venue=self.venue,
@@ -133,4 +136,9 @@ class SyncMachine:
         exchange_ms: int | None,
         recv_ns: int,
     ) -> BookDelta:
-        return BookDelta(self.venue, self.symbol, update_id, prev_id, first_id, raw_bids, raw_asks, exchange_ms, recv_ns)
+        self.stats.last_recv_ns = recv_ns
+        top = min(self.settings.delta_top_levels, self.published_depth())
+        return BookDelta(
+            self.venue, self.symbol, update_id, prev_id, first_id, raw_bids, raw_asks, exchange_ms, recv_ns,
+            self.book.bids.top(top), self.book.asks.top(top),
+        )

@@ -90,6 +90,32 @@ def book_delta_dict(delta: BookDelta) -> dict[str, Any]:
     }
 
 
+def book_update_dict(delta: BookDelta) -> dict[str, Any]:
+    """The plan's `orderbook.delta` payload: an update with its changes and the top of book."""
+    collected = iso_from_ns(delta.recv_ns)
+    return {
+        "event_type": "orderbook",
+        "exchange_name": delta.venue,
+        "symbol_name": delta.symbol,
+        "update_type": "update",
+        "last_update_id": delta.update_id,
+        "first_update_id": delta.first_update_id,
+        "prev_update_id": delta.prev_update_id,
+        "sequence_id": delta.update_id if delta.venue == "okx" else None,
+        "bids": levels_json(delta.top_bids),
+        "asks": levels_json(delta.top_asks),
+        "depth_levels": len(delta.top_bids) + len(delta.top_asks),
+        "bid_changes": levels_json(delta.bid_updates),
+        "ask_changes": levels_json(delta.ask_updates),
+        "checksum": None,
+        "is_valid": True,
+        "validation_errors": [],
+        "timestamp": _exchange_time(delta.exchange_ms, delta.recv_ns),
+        "collected_at": collected,
+        "processed_at": collected,
+    }
+
+
 def trade_dict(trade: Trade) -> dict[str, Any]:
     return {
         "event_type": "trade",

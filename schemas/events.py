@@ -55,6 +55,8 @@ class BookDelta:
     ask_updates: list[list[str]]
     exchange_ms: int | None
     recv_ns: int
+    top_bids: list[PriceQty] = field(default_factory=list)  # the book's best levels after the update
+    top_asks: list[PriceQty] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -130,6 +132,7 @@ class BookStats:
     trades: int = 0
     errors: list[str] = field(default_factory=list)
     errors_omitted: int = 0
+    last_recv_ns: int | None = None  # receive time of the last message that changed the book
 
 
 NormalizedEvent = BookFull | BookDelta | Trade | Ticker | QualityEvent | ResyncRequest

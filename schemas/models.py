@@ -38,6 +38,8 @@ class EnhancedOrderBook(BaseModel):
     bids: list[PriceLevel] = Field(description="best (highest) first")
     asks: list[PriceLevel] = Field(description="best (lowest) first")
     depth_levels: int = Field(ge=0, description="len(bids) + len(asks)")
+    bid_changes: list[PriceLevel] | None = Field(default=None, description="update only: the levels it changed")
+    ask_changes: list[PriceLevel] | None = None
     checksum: int | None = None
     is_valid: bool = True
     validation_errors: list[str] = []

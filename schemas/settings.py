@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
 
 
 class ReplaySettings(BaseSettings):
@@ -26,3 +27,41 @@ class ReplaySettings(BaseSettings):
         if isinstance(value, str):
             return [part for part in value.replace(",", ":").split(":") if part]
         return value
+
+
+class CollectSettings(BaseSettings):
+    """The collector's settings: MARKETPRISM_* environment variables, or a YAML file named by
+    MARKETPRISM_CONFIG (environment wins). Endpoints default to the live exchanges."""
+
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_", extra="ignore")
+
+    venues: Annotated[list[str], NoDecode] = Field(default=["binance", "okx"])
+    symbols: Annotated[list[str], NoDecode] = Field(default=["BTC-USDT", "ETH-USDT"])
+    binance_rest_url: str = "https://api.binance.com"
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    okx_rest_url: str = "https://www.okx.com"
+    okx_ws_url: str = "wss://ws.okx.com:8443"
+    depth: int = Field(default=5000, ge=1, le=5000, description="levels per side (Binance snapshot limit)")
+    full_interval_ms: int = Field(default=1000, ge=1, description="full books on orderbook.full every N ms")
+    snapshot_interval_ms: int = Field(default=10_000, ge=1, description="orderbook.snapshot every N ms")
+    okx_deep_interval_s: float = Field(default=1.0, ge=0, description="books-full refresh per OKX book; 0 = off")
+    nats_url: str | None = Field(default=None, description="None: start an embedded nats-server")
+    data_dir: Path = Field(default=Path("data"), description="embedded NATS store, spill files, recordings")
+    sinks: Annotated[list[str], NoDecode] = Field(default=["nats"])
+    run_seconds: float | None = Field(default=None, gt=0, description="stop after this long; None runs forever")
+    status_interval_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("venues", "symbols", "sinks", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]
+        config = os.environ.get("MARKETPRISM_CONFIG")
+        sources = [init_settings, env_settings]
+        if config:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
+        return tuple(sources)
