@@ -11,7 +11,7 @@ from collections.abc import Callable
 from operators.binance_sync import BinanceBookSync
 from operators.okx_sync import OkxBookSync
 from operators.sync_base import SyncSettings
-from operators.wire import DepthDiff, DepthSnapshot, OkxBookMessage, Rejected
+from operators.wire import DepthDiff, DepthSnapshot, OkxBookMessage, OkxDeepBook, Rejected
 from schemas.events import BookStats, Ticker, Trade
 
 
@@ -24,7 +24,10 @@ class BookSync:
         routes: dict[type, Callable[[object], list[object]]]
         if venue == "okx":
             self.machine = okx = OkxBookSync(venue, symbol, settings)
-            routes = {OkxBookMessage: self._book(okx.on_book)}  # type: ignore[arg-type]
+            routes = {
+                OkxBookMessage: self._book(okx.on_book),  # type: ignore[arg-type]
+                OkxDeepBook: okx.on_deep,  # type: ignore[dict-item]
+            }
         else:
             self.machine = binance = BinanceBookSync(venue, symbol, settings)
             routes = {

@@ -19,7 +19,8 @@ from collections import deque
 
 from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
-from operators.wire import OkxBookMessage
+from operators.book import LevelChanges, WireLevel
+from operators.wire import OkxBookMessage, OkxDeepBook
 from schemas.events import BookFull, UpdateType
 
 
@@ -36,6 +37,7 @@ class OkxBookSync(SyncMachine):
         self.prev_seq_id: int | None = None
         self.checksum: int | None = None
         self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_IDS)
+        self._deep: OkxDeepBook | None = None
         self.applied = 0
         self.window = self.settings.depth
         self._exchange_ms: int | None = None
@@ -47,6 +49,19 @@ class OkxBookSync(SyncMachine):
         if not self.synced:
             return []  # waiting for the snapshot a resubscription brings
         return self._update(msg)
+
+    def on_deep(self, deep: OkxDeepBook) -> list[object]:
+        """Keep the latest books-full answer; full books show it below the live window."""
+        self._deep = deep
+        return []
+
+    def _below(self, live: list[float], deep: LevelChanges, room: int) -> list[WireLevel]:
+        """Deep levels strictly past the last live level, at most `room` of them."""
+        if room <= 0 or not live:
+            return []
+        edge = live[-1]
+        past = [wire for key, wire in zip(deep.keys, deep.wires) if key > edge and wire is not None]
+        return past[:room]
 
     def _update_id(self, msg: OkxBookMessage) -> int:
         """seqId where the venue sends it; otherwise the exchange time orders the updates."""
@@ -138,7 +153,15 @@ class OkxBookSync(SyncMachine):
         return []
 
     def _full(self, update_type: UpdateType, msg: OkxBookMessage) -> BookFull:
-        return self.full_book(
+        depth = self.published_depth()
+        full = self.full_book(
             update_type, self.seq_id, None, self.prev_seq_id, self.seq_id, self.checksum, self._exchange_ms, msg.recv_ns,
-            depth=self.published_depth(),
+            depth=depth,
         )
+        deep = self._deep
+        if deep is not None:
+            room = self.settings.depth - depth
+            full.deep_bids = self._below(self.book.bids.keys[:depth], deep.bids, room)
+            full.deep_asks = self._below(self.book.asks.keys[:depth], deep.asks, room)
+            full.deep_age_ms = (msg.recv_ns - deep.recv_ns) // 1_000_000
+        return full

@@ -7,11 +7,12 @@ with optional `seqId`/`prevSeqId` and `checksum`), so they decode alike.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from operators.levels import BadMessage, check_price_quantity, exchange_time, parse_side
-from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, Rejected
+from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, OkxDeepBook, Rejected
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
 
@@ -102,6 +103,31 @@ def _decode_push(raw: RawEvent, obj: dict[str, Any], symbol: str, channel: str) 
     raise BadMessage(f"unknown channel {channel!r:.40}")
 
 
+def _decode_rest(raw: RawEvent, obj: dict[str, Any]) -> list[Decoded] | Ignored:
+    """REST `books-full` (and `books`) answers become deep refreshes of the named book."""
+    if raw.url is None or "/market/books" not in raw.url:
+        return Ignored(raw.venue, "REST response")
+    symbol = raw.symbol or (parse_qs(urlsplit(raw.url).query).get("instId") or [None])[0]
+    if symbol is None:
+        return [(None, Rejected(raw.venue, None, "REST books answer names no instrument", raw.recv_ns))]
+    try:
+        if obj.get("code") != "0":
+            raise BadMessage(f"REST books answered code {obj.get('code')!r}: {obj.get('msg')!r:.200}")
+        entries = obj.get("data")
+        if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
+            raise BadMessage("REST books 'data' must hold one object")
+        entry = entries[0]
+        deep = OkxDeepBook(
+            parse_side(entry.get("bids"), "bids", True),
+            parse_side(entry.get("asks"), "asks", False),
+            _ms(entry, raw.recv_ns),
+            raw.recv_ns,
+        )
+    except BadMessage as exc:
+        return [(symbol, Rejected(raw.venue, symbol, f"books-full: {exc}", raw.recv_ns))]
+    return [(symbol, deep)]
+
+
 def decode_okx(raw: RawEvent) -> list[Decoded] | Ignored:
     """One OKX frame -> [(instId, typed message or Rejected)], or an Ignored control frame."""
     if len(raw.data) > MAX_FRAME_BYTES:
@@ -121,8 +147,7 @@ def decode_okx(raw: RawEvent) -> list[Decoded] | Ignored:
         reason = f"exchange error {obj.get('code')!r}: {obj.get('msg')!r:.200}"
         return [(raw.symbol, Rejected(raw.venue, raw.symbol, reason, raw.recv_ns))]
     if raw.kind == "rest":
-        # books-full deep refreshes join the live book with the collect flow; replay skips them.
-        return Ignored(raw.venue, "REST response")
+        return _decode_rest(raw, obj)
     arg = obj.get("arg")
     symbol = arg.get("instId") if isinstance(arg, dict) else None
     channel = arg.get("channel") if isinstance(arg, dict) else None

@@ -57,6 +57,16 @@ class OkxBookMessage:
 
 
 @dataclass(slots=True)
+class OkxDeepBook:
+    """An OKX REST `books-full` answer: up to 5000 levels, no sequence id, no checksum."""
+
+    bids: LevelChanges
+    asks: LevelChanges
+    exchange_ms: int | None
+    recv_ns: int
+
+
+@dataclass(slots=True)
 class Rejected:
     """A message that was refused; `symbol` is set when the message named its book."""
 

@@ -39,15 +39,20 @@ def _exchange_time(ms: int | None, recv_ns: int) -> str:
     return iso_from_ms(ms) if ms is not None else iso_from_ns(recv_ns)
 
 
-def levels_json(levels: Sequence[Sequence[str]]) -> orjson.Fragment:
-    """`[{"price": ..., "quantity": ...}, ...]` rendered directly as JSON text.
+def levels_json(
+    levels: Sequence[Sequence[str]], deep: Sequence[Sequence[str]] = (), deep_age_ms: int | None = None
+) -> orjson.Fragment:
+    """`[{"price": ..., "quantity": ...}, ...]` rendered directly as JSON text; levels from
+    an older, deeper source (OKX books-full) follow, each with its `age_ms`.
 
     Building one dict per level dominated the cost of 5000-level books. Writing the text
     is safe because every price and quantity was checked to be a plain decimal (digits
     and one dot) before it entered a book or a delta: nothing in them needs escaping.
     """
-    body = ",".join([f'{{"price":"{level[0]}","quantity":"{level[1]}"}}' for level in levels])
-    return orjson.Fragment(f"[{body}]")
+    parts = [f'{{"price":"{level[0]}","quantity":"{level[1]}"}}' for level in levels]
+    if deep:
+        parts += [f'{{"price":"{level[0]}","quantity":"{level[1]}","age_ms":{deep_age_ms}}}' for level in deep]
+    return orjson.Fragment(f"[{','.join(parts)}]")
 
 
 def book_full_dict(book: BookFull) -> dict[str, Any]:
@@ -61,9 +66,9 @@ def book_full_dict(book: BookFull) -> dict[str, Any]:
         "first_update_id": book.first_update_id,
         "prev_update_id": book.prev_update_id,
         "sequence_id": book.sequence_id,
-        "bids": levels_json(book.bids),
-        "asks": levels_json(book.asks),
-        "depth_levels": len(book.bids) + len(book.asks),
+        "bids": levels_json(book.bids, book.deep_bids, book.deep_age_ms),
+        "asks": levels_json(book.asks, book.deep_asks, book.deep_age_ms),
+        "depth_levels": len(book.bids) + len(book.asks) + len(book.deep_bids) + len(book.deep_asks),
         "checksum": book.checksum,
         "is_valid": book.is_valid,
         "validation_errors": book.validation_errors,

@@ -40,6 +40,10 @@ class BookFull:
     validation_errors: list[str]
     exchange_ms: int | None
     recv_ns: int
+    # OKX: levels below the live window from the latest REST books-full, and their age.
+    deep_bids: list[PriceQty] = field(default_factory=list)
+    deep_asks: list[PriceQty] = field(default_factory=list)
+    deep_age_ms: int | None = None
 
 
 @dataclass(slots=True)

@@ -21,6 +21,9 @@ class PriceLevel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     price: str = Field(pattern=DECIMAL_PATTERN)
     quantity: str = Field(pattern=DECIMAL_PATTERN)
+    age_ms: int | None = Field(
+        default=None, description="OKX levels below the live 400: age of the books-full refresh they come from"
+    )
 
 
 class EnhancedOrderBook(BaseModel):
@@ -74,6 +77,9 @@ class NormalizedTrade(BaseModel):
     trade_id: str
     price: str = Field(pattern=DECIMAL_PATTERN)
     quantity: str = Field(pattern=DECIMAL_PATTERN)
+    age_ms: int | None = Field(
+        default=None, description="OKX levels below the live 400: age of the books-full refresh they come from"
+    )
     side: Literal["buy", "sell"] = Field(description="the taker's side")
     timestamp: datetime
     collected_at: datetime

@@ -1,0 +1,47 @@
+"""OKX 5000-level books: the live 400 from `books`, deeper levels from REST books-full, aged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from connectors.recording import RecordingWriter
+from flows.replay import run_replay
+from schemas.raw import RawEvent
+
+T0 = 1_717_200_000_000_000_000
+FULL_URL = "https://www.okx.com/api/v5/market/books-full?instId=BTC-USDT&sz=5000"
+
+
+def _levels(start: int, step: int, count: int) -> list[list[str]]:
+    return [[f"{start + step * i}.5", "1.25", "0", "2"] for i in range(count)]
+
+
+def test_full_book_is_live_window_plus_aged_deep_levels(tmp_path: Path) -> None:
+    live_bids, live_asks = _levels(89_999, -1, 400), _levels(90_001, 1, 400)
+    deep_bids = [level[:3] for level in _levels(89_999, -1, 1200)]
+    deep_asks = [level[:3] for level in _levels(90_001, 1, 1200)]
+    deep_bids[10][1] = "9.99"  # inside the live window: the live value must win
+    books_full = {"code": "0", "msg": "", "data": [{"bids": deep_bids, "asks": deep_asks, "ts": "1717200000000"}]}
+    snapshot = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "snapshot",
+                "data": [{"bids": live_bids, "asks": live_asks, "ts": "1717200000500", "checksum": 0,
+                          "seqId": 10, "prevSeqId": -1}]}
+    recording = tmp_path / "okx.jsonl"
+    with RecordingWriter(recording) as writer:
+        writer.write(RawEvent(T0, "okx", "rest", "rest", "BTC-USDT", FULL_URL, orjson.dumps(books_full).decode()))
+        writer.write(RawEvent(T0 + 750_000_000, "okx", "ws", "ws", None, None, orjson.dumps(snapshot).decode()))
+    out = tmp_path / "events.jsonl"
+    report = run_replay([recording], out=out, depth=1000)
+
+    book = orjson.loads(out.read_bytes().splitlines()[0])
+    assert book["update_type"] == "snapshot" and book["last_update_id"] == 10
+    assert len(book["bids"]) == len(book["asks"]) == 1000
+    assert book["depth_levels"] == 2000
+    live, deep = book["bids"][:400], book["bids"][400:]
+    assert [level["price"] for level in live] == [level[0] for level in live_bids]
+    assert all("age_ms" not in level for level in live) and live[10]["quantity"] == "1.25"
+    assert [level["price"] for level in deep] == [level[0] for level in deep_bids[400:1000]]
+    assert {level["age_ms"] for level in deep} == {750}
+    assert book["asks"][400]["price"] == "90401.5"
+    assert report["books"]["okx:BTC-USDT"]["bid_levels"] == 400  # the report counts what the live channel keeps
