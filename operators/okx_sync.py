@@ -75,6 +75,7 @@ class OkxBookSync(SyncMachine):
         self._keep_window(msg.window)
         self.synced = True
         self.seq_id, self.prev_seq_id = msg.seq_id, msg.prev_seq_id
+        self._recent.clear()  # a snapshot may restart the ids: earlier ones identify nothing now
         self._remember(msg)
         self.stats.snapshots += 1
         self.stats.last_update_id = msg.seq_id

@@ -278,10 +278,16 @@ def okx_snapshot(book: RefBook, seq: int | None, with_seq: bool, checksum: int) 
 
 @st.composite
 def okx_streams(
-    draw: st.DrawFn, with_seq: bool, resnapshots: bool, min_updates: int = 1, max_updates: int = 30
+    draw: st.DrawFn,
+    with_seq: bool,
+    resnapshots: bool,
+    recurring_ids: bool = False,
+    min_updates: int = 1,
+    max_updates: int = 30,
 ) -> OkxStream:
-    """A snapshot, then updates; with seqId also keep-alives and sequence resets (each reset
-    goes below every seqId used before, as OKX's do after maintenance)."""
+    """A snapshot, then updates; with seqId also keep-alives and sequence resets. A reset goes
+    below every seqId used before, or (with `recurring_ids`, legal but ambiguous for repeats
+    and gaps) a little below the current one, so earlier (prevSeqId, seqId) pairs come again."""
     ladder = draw(ladders(40))
     book = draw(books(ladder))
 
@@ -307,7 +313,11 @@ def okx_streams(
         book = book.applied(raw_bids, raw_asks)
         prev = seq
         if seq is not None and lowest is not None:
-            if kind == "reset":
+            # A snapshot may follow a reset too (the resubscription after maintenance).
+            if kind in ("reset", "snapshot") and recurring_ids and draw(st.booleans()):
+                seq -= draw(st.integers(1, 6))
+                lowest = min(lowest, seq)
+            elif kind == "reset":
                 seq = lowest = lowest - draw(st.integers(1, 1000))
             else:
                 seq += draw(st.integers(1, 3))

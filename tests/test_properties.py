@@ -331,7 +331,7 @@ class OkxRun:
         if msg.kind == "snapshot":
             self._count(msg)
             self.synced, self.book, self.seq, self.last_full_ns = True, msg.book, msg.seq, self.recv_ns
-            return [("full", "snapshot", msg.seq, True, *self._published(msg.book))]
+            return [("full", "snapshot", msg.seq, True, *pairs_of(msg.book, SYNC.depth))]
         if not self.synced or duplicate:
             return []
         self._count(msg)
@@ -341,12 +341,8 @@ class OkxRun:
         out: list[Summary] = [("delta", self._update_id(msg), prev, None, msg.raw_bids, msg.raw_asks)]
         if due(self.recv_ns, self.last_full_ns):
             self.last_full_ns = self.recv_ns
-            out.append(("full", "full_refresh", msg.seq, True, *self._published(msg.book)))
+            out.append(("full", "full_refresh", msg.seq, True, *pairs_of(msg.book, SYNC.depth)))
         return out
-
-    @staticmethod
-    def _published(book: RefBook) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        return pairs_of(book, SYNC.depth)
 
     def _count(self, msg: OkxMsg) -> None:
         if msg.checksum:
@@ -355,18 +351,21 @@ class OkxRun:
             self.unverified += 1
 
 
-def next_reset(messages: list[OkxMsg], index: int) -> int:
-    """The index of the first sequence reset after `index` (or the end)."""
-    return next((k for k in range(index + 1, len(messages)) if messages[k].kind == "reset"), len(messages))
+def chain_end(messages: list[OkxMsg], index: int) -> int:
+    """The index of the first reset or snapshot after `index` (or the end): where the chain
+    of seqIds that message `index` belongs to ends."""
+    later = range(index + 1, len(messages))
+    return next((k for k in later if messages[k].kind in ("reset", "snapshot")), len(messages))
 
 
 @pytest.mark.parametrize("with_seq", [True, False], ids=["seqId", "no-seqId"])
 @PROPERTY
 @given(data=st.data())
 def test_okx_valid_streams_track_the_reference(with_seq: bool, data: st.DataObject) -> None:
-    """Snapshots (also while synced), updates, keep-alives, sequence resets, unverified (0)
-    checksums: the book equals the truth after every message, no fault is raised."""
-    stream = data.draw(okx_streams(with_seq=with_seq, resnapshots=True))
+    """Snapshots (also while synced), updates, keep-alives, sequence resets (also to seqIds
+    seen before), unverified (0) checksums: the book equals the truth after every message,
+    no fault is raised."""
+    stream = data.draw(okx_streams(with_seq=with_seq, resnapshots=True, recurring_ids=True))
     run = OkxRun()
     for msg in stream.messages:
         run.feed(msg)
@@ -379,9 +378,9 @@ def test_okx_valid_streams_track_the_reference(with_seq: bool, data: st.DataObje
 @PROPERTY
 @given(data=st.data())
 def test_okx_duplicates_are_applied_once(data: st.DataObject) -> None:
-    """With seqId, a repeated update, reset or keep-alive (at once, or later within its
-    sequence epoch) is dropped. Not claimed: repeats from before a reset (seqIds start over,
-    so they no longer identify a message) and, without seqId, any repeat at all."""
+    """With seqId, a repeated update, reset or keep-alive (at once, or later within its chain
+    of seqIds) is dropped. Not claimed: repeats from before a reset or a new snapshot (the ids
+    may start over, so they no longer identify a message) and, without seqId, any repeat."""
     stream = data.draw(okx_streams(with_seq=True, resnapshots=True, min_updates=2))
     messages = stream.messages
     increments = [i for i, msg in enumerate(messages) if msg.kind != "snapshot"]
@@ -389,7 +388,7 @@ def test_okx_duplicates_are_applied_once(data: st.DataObject) -> None:
     repeats: dict[int, list[int]] = {}
     for _ in range(data.draw(st.integers(1, 6))):
         source = data.draw(st.sampled_from(increments))
-        target = data.draw(st.integers(source, next_reset(messages, source) - 1))
+        target = data.draw(st.integers(source, chain_end(messages, source) - 1))
         repeats.setdefault(target, []).append(source)
     run = OkxRun()
     for index, msg in enumerate(messages):
@@ -467,7 +466,7 @@ def test_okx_faults_are_always_detected(with_seq: bool, fault: str, data: st.Dat
     assert run.machine.stats.resyncs == 1
 
 
-# -- regressions: engine bugs the properties above found (fixed since) ------------------
+# -- engine bugs the properties above found: fixed ones stay as regressions ---------------
 
 
 def okx_update(seq: int, prev: int, before: RefBook, raw_bids: RawLevels) -> OkxMsg:
@@ -513,6 +512,27 @@ def test_okx_small_depth_still_verifies_checksums() -> None:
     run.feed(okx_update(1001, 1000, book, [[str(100 - i), "0", "0", "0"] for i in range(10)]))
 
 
+def test_okx_gap_after_a_snapshot_with_recurring_ids_is_noticed() -> None:
+    """Regression: remembered (prevSeqId, seqId) pairs must not outlive a snapshot.
+
+    A resubscription after a maintenance reset brings a snapshot whose seqIds start over
+    below the old ones. If the first update after it is lost, the next ones carry pairs the
+    old chain already had, so they are dropped silently as repeats: no gap, no resync, a
+    frozen book marked synced, until a pair the old chain did not have arrives. The update
+    right after the lost one must be a gap.
+    """
+    book = RefBook({"100": "1"}, {"101": "1"})
+    first = okx_update(11, 10, book, [["100", "2", "0", "1"]])
+    second = okx_update(12, 11, first.book, [["100", "3", "0", "1"]])
+    run = OkxRun()
+    for msg in (okx_snapshot(book, 10, True, okx_checksum_naive(book)), first, second):
+        run.feed(msg)
+    again = RefBook({"99": "1"}, {"101": "1"})
+    run.feed(okx_snapshot(again, 10, True, okx_checksum_naive(again)))  # seqIds start over at 10
+    lost = okx_update(11, 10, again, [["99", "2", "0", "1"]])
+    run.feed(okx_update(12, 11, lost.book, [["99", "3", "0", "1"]]), fault="gap")
+
+
 # -- parse_side ------------------------------------------------------------------------
 
 
@@ -541,7 +561,7 @@ NOT_DECIMALS = (
 @given(bad=NOT_DECIMALS, in_price=st.booleans(), bid=st.booleans())
 def test_parse_side_rejects_what_is_not_a_plain_decimal(bad: object, in_price: bool, bid: bool) -> None:
     """Non-numeric, negative, nan/inf, exponent, empty, non-string values, in a price or a
-    quantity and behind a good level: refused as BadMessage before anything is applied."""
+    quantity, behind a good level: refused as BadMessage."""
     level = [bad, "1.5"] if in_price else ["100.5", bad]
     with pytest.raises(BadMessage):
         parse_side([["99.5", "2"], level], "bids" if bid else "asks", bid)
