@@ -1,0 +1,127 @@
+"""The collect dataflow: live exchanges -> book_sync (keyed venue:symbol) -> NATS JetStream.
+
+`python -m bytewax.run flows.collect` runs it with settings from the environment (or the
+YAML file named by MARKETPRISM_CONFIG); `marketprism collect [--sim] [--duration S]`
+runs it in this process with a live status table and a summary at the end. Without a
+NATS URL an embedded nats-server (JetStream, under `<data_dir>/nats`) is started.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from connectors.binance import BinanceEndpoints, BinanceFeed, weight_budget
+from connectors.control import ControlBusSink, InProcessControlBus
+from connectors.files import JsonDocumentSink
+from connectors.live_source import Feed, LiveSource
+from connectors.nats import NatsJetStreamSink
+from connectors.nats_server import EmbeddedNatsServer
+from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget, connect_budget
+from flows.status import StatusBoard, StatusBoardSink
+from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step
+from operators.report import ReportBuilder
+from operators.routing import publications
+from operators.sync_base import SyncSettings
+from schemas.events import QualityEvent, ResyncRequest
+from schemas.settings import CollectSettings
+from schemas.streams import StreamSettings
+
+log = logging.getLogger("marketprism")
+
+
+def feed_factory(settings: CollectSettings, bus: InProcessControlBus) -> Callable[[str], Feed]:
+    """Builds each book's feed; budgets are shared by every book of a venue in this process."""
+    binance_weights = weight_budget()
+    okx_connects, okx_deep = connect_budget(), books_full_budget()
+    binance = BinanceEndpoints(settings.binance_rest_url, settings.binance_ws_url)
+    okx = OkxEndpoints(settings.okx_rest_url, settings.okx_ws_url)
+
+    def make_feed(key: str) -> Feed:
+        venue, _, symbol = key.partition(":")
+        if venue == "okx":
+            return OkxFeed(symbol, okx, okx_connects, okx_deep, bus, deep_interval_s=settings.okx_deep_interval_s or None)
+        return BinanceFeed(venue, symbol, binance, binance_weights, bus, depth_limit=settings.depth)
+
+    return make_feed
+
+
+def _report_fold(builder: ReportBuilder, item: Any) -> ReportBuilder:
+    key, stats, has_book = item
+    builder.add_book(key, stats, has_book)
+    return builder
+
+
+def build_flow(
+    settings: CollectSettings,
+    nats_url: str | None,
+    bus: InProcessControlBus | None = None,
+    board: StatusBoard | None = None,
+    summary: list[dict[str, Any]] | None = None,
+) -> Dataflow:
+    """Wire the collector; `summary` receives the final per-book report when the flow ends."""
+    bus = bus or InProcessControlBus()
+    board = board or StatusBoard(settings.status_interval_s)
+    keys = [f"{venue}:{symbol}" for venue in settings.venues for symbol in settings.symbols]
+    sync_settings = SyncSettings(depth=settings.depth, full_interval_ms=settings.full_interval_ms)
+    status_every = timedelta(seconds=min(1.0, settings.status_interval_s))
+
+    flow = Dataflow("collect")
+    raw = op.input("exchanges", flow, LiveSource(keys, feed_factory(settings, bus), settings.run_seconds))
+    decoded = op.flat_map("decode", raw, decode_step)
+    routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
+    synced = op.stateful(
+        "book_sync", routed.trues, lambda resume: BookSyncLogic(sync_settings, resume, status_every)
+    )
+    events = op.map("events", synced, lambda kv: kv[1])
+
+    resyncs = op.filter("resyncs", events, lambda e: isinstance(e, ResyncRequest))
+    op.output("control_bus", resyncs, ControlBusSink(bus))
+
+    unkeyed = op.map("unkeyed", routed.falses, lambda kv: kv[1][1])
+    watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, (StatusUpdate, QualityEvent))), unkeyed)
+    op.output("status_board", watched, StatusBoardSink(board))
+
+    finals = op.filter("finals", events, lambda e: type(e) is tuple)
+    report = op.fold_final("summary", op.key_on("one", finals, lambda _: "summary"), ReportBuilder, _report_fold)
+    op.output("summary_out", op.map_value("render", report, ReportBuilder.render), JsonDocumentSink(None, summary))
+
+    if "nats" in settings.sinks:
+        if nats_url is None:
+            raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
+        messages = op.flat_map(
+            "route",
+            events,
+            lambda e: publications(e, settings.full_interval_ms, settings.snapshot_interval_ms),
+        )
+        sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats")
+        op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
+    return flow
+
+
+def start_nats(settings: CollectSettings) -> tuple[str, EmbeddedNatsServer | None]:
+    """The configured NATS URL, or an embedded server's (the caller stops it)."""
+    if settings.nats_url:
+        return settings.nats_url, None
+    server = EmbeddedNatsServer(settings.data_dir / "nats")
+    server.start()
+    log.info("no NATS URL configured: started an embedded nats-server at %s", server.url)
+    return server.url, server
+
+
+def __getattr__(name: str) -> Dataflow:
+    # `python -m bytewax.run flows.collect` looks up `flow`; build it from the environment then.
+    if name != "flow":
+        raise AttributeError(name)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = CollectSettings()
+    url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
+    if server is not None:
+        atexit.register(server.stop)
+    return build_flow(settings, url)

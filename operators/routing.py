@@ -1,0 +1,54 @@
+"""Which NATS subjects each normalized event goes to, with the payload and a stable message id.
+
+Subjects are the plan's, lower case: `orderbook.full|snapshot|delta|pure_delta.{ex}.{sym}`,
+`market.{ex}.{sym}.trade|ticker`. The message id (JetStream `Nats-Msg-Id`) is derived from
+the exchange's own ids, so a publish retried after an outage, or replayed after a
+restart, is stored once.
+
+Full books go to `orderbook.full` every time (every (re)sync and every full interval) and
+to `orderbook.snapshot` after every (re)sync and at most once per snapshot interval.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from schemas.encoding import book_delta_dict, book_full_dict, book_update_dict, ticker_dict, trade_dict
+from schemas.events import BookDelta, BookFull, Ticker, Trade
+from schemas.publication import Publication
+from schemas.streams import subject
+
+
+def _id_part(venue: str, symbol: str) -> str:
+    return f"{venue}.{symbol.lower()}"
+
+
+def is_periodic_snapshot(book: BookFull, full_interval_ms: int, snapshot_interval_ms: int) -> bool:
+    """True for the first full book of each snapshot interval (recording time, no state)."""
+    now = book.recv_ns // 1_000_000
+    return now // snapshot_interval_ms != (now - full_interval_ms) // snapshot_interval_ms
+
+
+def publications(event: object, full_interval_ms: int, snapshot_interval_ms: int) -> list[Publication]:
+    """The NATS messages for one event (none for internal signals; quality events are
+    logged and counted, and stored with ClickHouse)."""
+    if isinstance(event, BookDelta):
+        ident = f"{_id_part(event.venue, event.symbol)}.{event.update_id}"
+        return [
+            Publication(subject("delta", event.venue, event.symbol), orjson.dumps(book_update_dict(event)), f"d.{ident}"),
+            Publication(subject("pure_delta", event.venue, event.symbol), orjson.dumps(book_delta_dict(event)), f"p.{ident}"),
+        ]
+    if isinstance(event, BookFull):
+        payload = orjson.dumps(book_full_dict(event))
+        ident = f"{_id_part(event.venue, event.symbol)}.{event.last_update_id}"
+        out = [Publication(subject("full", event.venue, event.symbol), payload, f"f.{ident}")]
+        if event.update_type == "snapshot" or is_periodic_snapshot(event, full_interval_ms, snapshot_interval_ms):
+            out.append(Publication(subject("snapshot", event.venue, event.symbol), payload, f"s.{ident}"))
+        return out
+    if isinstance(event, Trade):
+        ident = f"t.{_id_part(event.venue, event.symbol)}.{event.trade_id}"
+        return [Publication(subject("trade", event.venue, event.symbol), orjson.dumps(trade_dict(event)), ident)]
+    if isinstance(event, Ticker):
+        ident = f"k.{_id_part(event.venue, event.symbol)}.{event.update_id if event.update_id is not None else event.recv_ns}"
+        return [Publication(subject("ticker", event.venue, event.symbol), orjson.dumps(ticker_dict(event)), ident)]
+    return []

@@ -1,0 +1,270 @@
+"""The JetStream sink against a real nats-server on 127.0.0.1: streams, exactly-once, outages, spill, auth.
+
+Every check reads the streams back from the server; the only waiting is on conditions
+with deadlines (the sink's own close, which returns once everything is acked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import nats
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource, run_main
+
+from connectors.nats import REJECTED_FILE, NatsJetStreamSink, _decode, _NatsPartition
+from connectors.nats_server import EmbeddedNatsServer
+from schemas.publication import Publication
+from schemas.streams import NatsAuth, StreamSettings, subject
+
+STREAMS = ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA")
+SUBJECTS = [
+    subject("full", "binance", "BTC-USDT"),
+    subject("delta", "okx", "ETH-USDT"),
+    subject("trade", "binance", "ETH-USDT"),
+    subject("ticker", "okx", "BTC-USDT"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_nats_settings_from_the_developer(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("USER", "PASSWORD", "TOKEN", "CREDS_FILE", "DUPLICATE_WINDOW_S"):
+        monkeypatch.delenv(f"MARKETPRISM_NATS_{name}", raising=False)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
+    with EmbeddedNatsServer(tmp_path / "nats") as running:
+        yield running
+
+
+def publications(n: int, prefix: str = "m") -> list[Publication]:
+    """n messages spread over the four streams, ids unique and in order."""
+    return [Publication(SUBJECTS[i % len(SUBJECTS)], b'{"i":%d}' % i, f"{prefix}-{i}") for i in range(n)]
+
+
+def make_sink(url: str, spill_dir: Path, **kwargs: Any) -> NatsJetStreamSink:
+    return NatsJetStreamSink(url, StreamSettings(), spill_dir, **kwargs)
+
+
+def open_partition(sink: NatsJetStreamSink) -> _NatsPartition:
+    return sink.build_part("nats_out", "nats", None)
+
+
+def run_flow(items: Any, sink: NatsJetStreamSink) -> None:
+    flow = Dataflow("nats_sink_test")
+    pubs = op.input("in", flow, TestingSource(items, batch_size=25))
+    op.output("out", op.key_on("by_subject", pubs, lambda p: p.subject), sink)
+    run_main(flow)
+
+
+def read_streams(url: str, **connect: Any) -> dict[str, list[tuple[str, str]]]:
+    """Every stored message as (subject, Nats-Msg-Id), per stream, in stream order."""
+
+    async def read() -> dict[str, list[tuple[str, str]]]:
+        nc = await nats.connect(url, allow_reconnect=False, **connect)
+        try:
+            js = nc.jetstream()
+            stored: dict[str, list[tuple[str, str]]] = {}
+            for name in STREAMS:
+                state = (await js.stream_info(name)).state
+                messages = []
+                for seq in range(state.first_seq, state.last_seq + 1) if state.messages else ():
+                    msg = await js.get_msg(name, seq)
+                    messages.append((msg.subject, msg.headers["Nats-Msg-Id"]))
+                stored[name] = messages
+            return stored
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
+
+
+def assert_stored_once_in_order(url: str, expected: list[Publication], **connect: Any) -> None:
+    stored = read_streams(url, **connect)
+    ids = Counter(msg_id for messages in stored.values() for _, msg_id in messages)
+    assert not [msg_id for msg_id, n in ids.items() if n > 1], "stored more than once"
+    assert set(ids) == {p.msg_id for p in expected}
+    got: dict[str, list[str]] = defaultdict(list)
+    for messages in stored.values():
+        for subject_, msg_id in messages:
+            got[subject_].append(msg_id)
+    want: dict[str, list[str]] = defaultdict(list)
+    for pub in expected:
+        want[pub.subject].append(pub.msg_id)
+    assert got == want, "order per subject differs"
+
+
+def test_streams_have_the_plans_limits_and_catch_four_token_subjects(server: EmbeddedNatsServer, tmp_path: Path) -> None:
+    async def stale_delta_stream() -> None:  # created earlier with other limits: the sink must update it
+        nc = await nats.connect(server.url)
+        await nc.jetstream().add_stream(name="ORDERBOOK_DELTA", subjects=["orderbook.delta.*.*"], max_age=60.0)
+        await nc.close()
+
+    asyncio.run(stale_delta_stream())
+    where = {
+        "orderbook.full.binance.btc-usdt": "ORDERBOOK_FULL",
+        "orderbook.snapshot.okx.btc-usdt": "ORDERBOOK_FULL",
+        "orderbook.delta.okx.eth-usdt": "ORDERBOOK_DELTA",
+        "orderbook.update.binance.eth-usdt": "ORDERBOOK_DELTA",
+        "orderbook.pure_delta.binance.btc-usdt": "ORDERBOOK_DELTA",
+        "market.binance.btc-usdt.trade": "MARKET_TRADES",
+        "market.okx.eth-usdt.ticker": "MARKET_DATA",
+        "market.okx.eth-usdt.kline.1m": "MARKET_DATA",
+        "market.okx.btc-usdt.funding_rate": "MARKET_DATA",
+        "market.okx.btc-usdt.open_interest": "MARKET_DATA",
+    }
+    sink = make_sink(server.url, tmp_path / "spill")
+    part = open_partition(sink)
+    part.write_batch([Publication(s, b"{}", f"id-{s}") for s in where])
+    with pytest.raises(ValueError, match="no JetStream stream"):
+        part.write_batch([Publication("orderbook.full.binance", b"{}", "three-tokens")])
+    part.close()
+
+    stored = read_streams(server.url)
+    assert {s: name for name, messages in stored.items() for s, _ in messages} == where
+
+    async def configs() -> dict[str, Any]:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        found = {name: (await js.stream_info(name)).config for name in STREAMS}
+        await nc.close()
+        return found
+
+    plan = {  # the original plan's numbers
+        "ORDERBOOK_FULL": (1_000_000, 1 << 30, 86_400.0, 10, 1),
+        "ORDERBOOK_DELTA": (10_000_000, 2 << 30, 3_600.0, 20, 1),
+        "MARKET_TRADES": (5_000_000, 1 << 30, 86_400.0, 15, 1),
+        "MARKET_DATA": (2_000_000, 512 << 20, 86_400.0, 10, 1),
+    }
+    found = asyncio.run(configs())
+    for name, config in found.items():
+        assert (config.max_msgs, config.max_bytes, config.max_age, config.max_consumers, config.num_replicas) == plan[name]
+        assert config.duplicate_window == 600.0
+        assert config.storage == "file"
+    assert set(found["ORDERBOOK_DELTA"].subjects) == {
+        "orderbook.delta.*.*", "orderbook.update.*.*", "orderbook.pure_delta.*.*"
+    }
+
+
+def test_a_flow_stores_each_message_once_in_order_and_a_replay_adds_nothing(server: EmbeddedNatsServer, tmp_path: Path) -> None:
+    pubs = publications(3000)
+    repeated = pubs[10]  # the same event published again later: one copy in the stream
+    in_memory: list[int] = []
+    sink = make_sink(server.url, tmp_path / "spill", max_in_flight=100)
+
+    def source() -> Iterator[Publication]:
+        for pub in [*pubs[:2000], repeated, *pubs[2000:]]:
+            in_memory.append(sink.stats.buffered)
+            yield pub
+
+    run_flow(source(), sink)
+    assert_stored_once_in_order(server.url, pubs)
+    assert sink.stats.acked == 3001 and sink.stats.duplicates == 1
+    assert sink.stats.spilled == 0 and sink.stats.failures == 0
+    assert max(in_memory) <= 2 * 100, "backpressure: memory holds at most 2 x max_in_flight"
+
+    replay = make_sink(server.url, tmp_path / "spill")
+    run_flow(pubs, replay)  # what recovery does: the same events again
+    assert_stored_once_in_order(server.url, pubs)
+    assert replay.stats.duplicates == 3000
+
+
+def test_nats_stopping_mid_run_loses_and_duplicates_nothing(
+    server: EmbeddedNatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="connectors.nats")
+    pubs = publications(3000)
+    sink = make_sink(server.url, tmp_path / "spill", max_in_flight=100, buffer_messages=200, retry_cap_s=0.5, close_timeout_s=30)
+
+    def source() -> Iterator[Publication]:
+        for i, pub in enumerate(pubs):
+            if i == 1000:
+                server.stop()  # same store dir and port when it comes back
+            if i == 2000:
+                server.start()
+            yield pub
+
+    run_flow(source(), sink)
+    assert_stored_once_in_order(server.url, pubs)
+    assert sink.stats.failures >= 1
+    assert sink.stats.spilled >= 800, "the outage overflowed memory onto disk"
+    assert sink.stats.on_disk == 0 and not list((tmp_path / "spill").glob("*.spill"))
+    assert "buffering" in caplog.text and "drained" in caplog.text
+
+
+def test_a_crashed_runs_spill_is_published_by_the_next_sink(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="connectors.nats")
+    server = EmbeddedNatsServer(tmp_path / "nats")  # not started yet: nothing listens on its port
+    spill = tmp_path / "spill"
+    pubs = publications(400)
+    first = make_sink(server.url, spill, buffer_messages=100, close_timeout_s=0.3)
+    part = open_partition(first)
+    for i in range(0, 300, 50):
+        part.write_batch(pubs[i : i + 50])
+    part.snapshot()
+    assert (first.stats.buffered, first.stats.on_disk) == (0, 300), "a snapshot leaves nothing only in memory"
+    part.write_batch(pubs[300:])
+    part.close()
+    assert first.stats.on_disk == 400 and first.stats.acked == 0
+    newest = sorted(spill.glob("*.spill"))[-1]
+    with open(newest, "ab") as torn:  # a crash in the middle of a write leaves half a record
+        torn.write(b"\x12\x34\x56")
+
+    with server:
+        second = make_sink(server.url, spill)
+        part = open_partition(second)
+        assert second.stats.on_disk == 400
+        part.close()
+        assert_stored_once_in_order(server.url, pubs)
+    assert second.stats.on_disk == 0 and not list(spill.glob("*.spill"))
+    assert "unreadable bytes" in caplog.text and "left in" in caplog.text
+
+
+def test_credentials_come_from_the_environment_and_are_never_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "pw-Zq8#never-in-logs"
+    wrong = "wrong-Kx3#never-in-logs-either"
+    caplog.set_level(logging.DEBUG)
+    pubs = publications(20)
+    with EmbeddedNatsServer(tmp_path / "nats", user="collector", password=password) as server:
+        monkeypatch.setenv("MARKETPRISM_NATS_USER", "collector")
+        monkeypatch.setenv("MARKETPRISM_NATS_PASSWORD", password)
+        sink = make_sink(server.url, tmp_path / "spill")
+        part = open_partition(sink)
+        part.write_batch(pubs)
+        part.close()
+        assert_stored_once_in_order(server.url, pubs, user="collector", password=password)
+
+        monkeypatch.setenv("MARKETPRISM_NATS_PASSWORD", wrong)
+        refused = make_sink(server.url, tmp_path / "spill-refused", close_timeout_s=0.3)
+        part = open_partition(refused)
+        part.write_batch(publications(5, prefix="refused"))
+        part.close()
+        assert refused.stats.failures >= 1 and refused.stats.on_disk == 5
+        assert refused.auth == NatsAuth(user="collector", password=wrong)
+    assert "cannot connect" in caplog.text
+    logged = caplog.text + server.log_path.read_text()
+    assert password not in logged and wrong not in logged
+    assert (server.store_dir / "auth.conf").stat().st_mode & 0o077 == 0
+
+
+def test_a_message_the_server_would_never_take_is_kept_aside(server: EmbeddedNatsServer, tmp_path: Path) -> None:
+    small = publications(2)
+    huge = Publication(SUBJECTS[0], b"x" * (2 << 20), "too-big")  # the server's max_payload is 1 MiB
+    sink = make_sink(server.url, tmp_path / "spill")
+    part = open_partition(sink)
+    part.write_batch([small[0], huge, small[1]])
+    part.close()
+    assert_stored_once_in_order(server.url, small)
+    assert sink.stats.rejected == 1 and sink.stats.on_disk == 0
+    kept, _ = _decode((tmp_path / "spill" / REJECTED_FILE).read_bytes())
+    assert kept == [huge]
