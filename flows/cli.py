@@ -24,6 +24,7 @@ def _replay(args: argparse.Namespace) -> int:
         report=args.report,
         full_interval_ms=args.full_interval_ms,
         depth=args.depth,
+        nats_url=args.nats,
     )
     print(format_report(report))
     print(f"replayed {len(args.recordings)} recording(s) in {time.perf_counter() - started:.2f} s")
@@ -72,7 +73,7 @@ def _demo(args: argparse.Namespace) -> int:
     args.recordings = [recording]
     args.out = out_dir / "events.jsonl"
     args.report = out_dir / "report.json"
-    args.full_interval_ms, args.depth = 1000, 5000
+    args.full_interval_ms, args.depth, args.nats = 1000, 5000, None
     _replay(args)
     print(f"normalized events: {args.out}\nreport: {args.report}")
     return 0
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--report", type=Path, help="write the replay report here (JSON)")
     replay.add_argument("--full-interval-ms", type=int, default=1000, help="full book every N ms (default 1000)")
     replay.add_argument("--depth", type=int, default=5000, help="levels per side in full books (default 5000)")
+    replay.add_argument("--nats", metavar="URL", help="also publish to NATS JetStream, on the collector's subjects")
     replay.set_defaults(run=_replay)
 
     importer = commands.add_parser("import", help="convert third-party captures into recordings")

@@ -17,11 +17,14 @@ from bytewax.testing import run_main
 from connectors.files import JsonDocumentSink, JsonLinesSink
 from connectors.replay_source import RecordingSource
 from flows.steps import UNKEYED, BookSyncLogic, decode_step
+from connectors.nats import NatsJetStreamSink
 from operators.report import ReportBuilder
+from operators.routing import publications
 from operators.sync_base import SyncSettings
 from schemas.encoding import encode_event
 from schemas.events import QualityEvent
 from schemas.settings import ReplaySettings
+from schemas.streams import StreamSettings
 
 def _report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:
     if isinstance(item, str):
@@ -51,6 +54,14 @@ def build_flow(
     report = op.fold_final("report", report_items, ReportBuilder, _report_fold)
     rendered = op.map_value("render", report, ReportBuilder.render)
     op.output("report_out", rendered, JsonDocumentSink(settings.report, report_capture))
+    if settings.nats_url is not None:
+        messages = op.flat_map(
+            "route",
+            op.map("events", synced, lambda kv: kv[1]),
+            lambda e: publications(e, settings.full_interval_ms, settings.snapshot_interval_ms),
+        )
+        sink = NatsJetStreamSink(settings.nats_url, StreamSettings(), settings.spill_dir)
+        op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     if settings.out is not None:
         unkeyed_quality = op.filter(
             "unkeyed_quality", routed.falses, lambda kv: isinstance(kv[1][1], QualityEvent)
@@ -67,10 +78,11 @@ def run_replay(
     report: Path | None = None,
     full_interval_ms: int = 1000,
     depth: int = 5000,
+    nats_url: str | None = None,
 ) -> dict[str, Any]:
     """Replay in this thread (one worker) and return the report."""
     settings = ReplaySettings(
-        inputs=inputs, out=out, report=report, full_interval_ms=full_interval_ms, depth=depth
+        inputs=inputs, out=out, report=report, full_interval_ms=full_interval_ms, depth=depth, nats_url=nats_url
     )
     capture: list[dict[str, Any]] = []
     run_main(build_flow(settings, capture))

@@ -20,6 +20,9 @@ class ReplaySettings(BaseSettings):
     report: Path | None = Field(default=None, description="the replay report (JSON)")
     full_interval_ms: int = Field(default=1000, ge=1, description="full books every N ms of recording time")
     depth: int = Field(default=5000, ge=1, description="levels per side in published full books")
+    nats_url: str | None = Field(default=None, description="also publish to NATS JetStream, as the collector does")
+    snapshot_interval_ms: int = Field(default=10_000, ge=1, description="orderbook.snapshot every N ms (with NATS)")
+    spill_dir: Path = Field(default=Path("data/spill/replay-nats"), description="NATS outage buffer")
 
     @field_validator("inputs", mode="before")
     @classmethod
