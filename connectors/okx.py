@@ -43,7 +43,7 @@ def books_full_budget() -> WindowBudget:
 @dataclass(frozen=True, slots=True)
 class OkxEndpoints:
     rest: str = "https://www.okx.com"
-    ws: str = "wss://ws.okx.com:8443"
+    ws: str = "wss://ws.okx.com:8443/ws/v5/public"
 
 
 class OkxFeed:
@@ -61,7 +61,7 @@ class OkxFeed:
     ) -> None:
         self.venue, self.symbol = "okx", symbol
         self.key = f"okx:{symbol}"
-        self.ws_url = f"{endpoints.ws}/ws/v5/public"
+        self.ws_url = endpoints.ws
         self.deep_url = f"{endpoints.rest}/api/v5/market/books-full?instId={symbol}&sz=5000"
         self.connects, self.deep_requests, self.control = connects, deep_requests, control
         self.deep_interval_s = deep_interval_s

@@ -89,6 +89,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     if args.duration:
         overrides["run_seconds"] = args.duration
@@ -98,9 +99,10 @@ def _collect(args: argparse.Namespace) -> int:
         overrides["symbols"] = args.symbols
     simulator = None
     if args.sim:
-        from sim.server import SimulatorThread, SimulatorSettings
+        from sim.server import SimulatorThread
+        from sim.settings import SimSettings
 
-        simulator = SimulatorThread(SimulatorSettings(seed=args.seed))
+        simulator = SimulatorThread(SimSettings(seed=args.seed))
         simulator.start()
         overrides.update(
             binance_rest_url=simulator.binance_url, binance_ws_url=simulator.binance_ws_url,

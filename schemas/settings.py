@@ -43,7 +43,7 @@ class CollectSettings(BaseSettings):
     binance_rest_url: str = "https://api.binance.com"
     binance_ws_url: str = "wss://stream.binance.com:9443"
     okx_rest_url: str = "https://www.okx.com"
-    okx_ws_url: str = "wss://ws.okx.com:8443"
+    okx_ws_url: str = "wss://ws.okx.com:8443/ws/v5/public"
     depth: int = Field(default=5000, ge=1, le=5000, description="levels per side (Binance snapshot limit)")
     full_interval_ms: int = Field(default=1000, ge=1, description="full books on orderbook.full every N ms")
     snapshot_interval_ms: int = Field(default=10_000, ge=1, description="orderbook.snapshot every N ms")
