@@ -16,7 +16,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/marketprism demo --out-dir data/demo
+	$(BIN)/marketprism collect --sim --duration 60
 
 bench: $(STAMP)
 	$(BIN)/python bench/replay.py

@@ -8,4 +8,9 @@ checks cannot share a bug with what it is checking.
 - `binance_format`, `okx_format`: that process written as each exchange writes it.
 - `faults`: damage to inject (gaps, duplicates, bad checksums, malformed frames).
 - `recording`: a deterministic recording of what a live client would have received.
+- `server` (`SimExchange`, `SimulatorThread`; `python -m sim`): the same market live on
+  loopback, real time, real protocols, with `settings`, `live_market` (windows played in
+  real time), `binance_server` and `okx_server` (one port per venue for REST and
+  websockets, via `rest`), `peer` (one client's outbox), `limits` (rate limits) and
+  `live_faults` (faults armed at a time or on demand, each recorded).
 """

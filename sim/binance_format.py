@@ -1,9 +1,10 @@
 """Binance spot public market data, written as the exchange writes it.
 
 Compact JSON, prices and sizes as 8-decimal strings, the combined-stream envelope
-`{"stream": "btcusdt@depth@100ms", "data": {...}}` on the websocket, and the bare
-`GET /api/v3/depth` body over REST. Messages are built as dicts so that `faults`
-can damage a copy; `encode` gives the text.
+`{"stream": "btcusdt@depth@100ms", "data": {...}}` on the websocket (a raw `/ws/`
+stream sends only `data`), and the bare `GET /api/v3/depth` and `exchangeInfo` bodies
+over REST. Messages are built as dicts so that `faults` can damage a copy; `encode`
+gives the text.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import orjson
 
 from sim.market import ASK, BID, Market, Top, Trade, Window
-from sim.specs import SymbolSpec
+from sim.decimal_text import decimal_text
+from sim.specs import BINANCE_DECIMALS, SymbolSpec
 
 Message = dict[str, Any]
 
@@ -74,6 +76,27 @@ def trade(spec: SymbolSpec, fill: Trade) -> Message:
     }
 
 
+def agg_trade(spec: SymbolSpec, fill: Trade) -> Message:
+    """One `@aggTrade` event. The model fills one price level per trade, so every fill is its own aggregate."""
+    ms = fill.ts_ns // 1_000_000
+    return {
+        "stream": stream_name(spec.symbol, "aggTrade"),
+        "data": {
+            "e": "aggTrade",
+            "E": ms,
+            "s": wire_symbol(spec.symbol),
+            "a": fill.trade_id - spec.first_trade_id // 4,
+            "p": spec.price_text(fill.price),
+            "q": spec.qty_text(fill.qty),
+            "f": fill.trade_id,
+            "l": fill.trade_id,
+            "T": ms,
+            "m": not fill.taker_buys,
+            "M": True,
+        },
+    }
+
+
 def book_ticker(spec: SymbolSpec, update_id: int, top: Top) -> Message:
     """One `@bookTicker` event: the best bid and ask of the book as of `update_id`."""
     bid, bid_qty, ask, ask_qty = top
@@ -96,9 +119,58 @@ def depth_snapshot(market: Market, update_id: int, limit: int) -> Message:
     return {"lastUpdateId": update_id, "bids": bids, "asks": asks}
 
 
+def server_shutdown(ms: int) -> Message:
+    """The last event on a connection the server is about to close; it has no stream envelope."""
+    return {"e": "serverShutdown", "E": ms}
+
+
+def exchange_info(specs: list[SymbolSpec], server_ms: int, weight_limit: int) -> Message:
+    """The `GET /api/v3/exchangeInfo` body for `specs`: rate limits, and per symbol its assets and grid filters."""
+    return {
+        "timezone": "UTC",
+        "serverTime": server_ms,
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+        ],
+        "exchangeFilters": [],
+        "symbols": [_symbol_info(spec) for spec in specs],
+    }
+
+
+def error(code: int, msg: str) -> Message:
+    """A REST error body, e.g. -1121 "Invalid symbol."."""
+    return {"code": code, "msg": msg}
+
+
 def encode(message: Message) -> str:
     return orjson.dumps(message).decode()
 
 
 def _levels(spec: SymbolSpec, changes: dict[int, int], *, descending: bool) -> list[list[str]]:
     return [[spec.price_text(p), spec.qty_text(changes[p])] for p in sorted(changes, reverse=descending)]
+
+
+def _symbol_info(spec: SymbolSpec) -> Message:
+    base, quote = spec.symbol.split("-")
+    tick = decimal_text(1, spec.price_decimals, BINANCE_DECIMALS)
+    step = decimal_text(1, spec.qty_decimals, BINANCE_DECIMALS)
+    return {
+        "symbol": wire_symbol(spec.symbol),
+        "status": "TRADING",
+        "baseAsset": base,
+        "baseAssetPrecision": BINANCE_DECIMALS,
+        "quoteAsset": quote,
+        "quotePrecision": BINANCE_DECIMALS,
+        "quoteAssetPrecision": BINANCE_DECIMALS,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000.00000000", "stepSize": step},
+        ],
+        "permissionSets": [["SPOT", "MARGIN"]],
+    }

@@ -90,7 +90,7 @@ class FaultInjector:
         if not self._pending or sent_ns < self._pending[0][0]:
             return [(arrive(), text, False)]
         kind = self._pending[0][1]
-        if kind in ("bad_price", "negative_qty") and not _first_level(self.venue, message):
+        if kind in ("bad_price", "negative_qty") and not first_level(self.venue, message):
             return [(arrive(), text, False)]  # nothing to damage here: try the next message
         self._pending.pop(0)
         if kind == "swap":
@@ -104,10 +104,7 @@ class FaultInjector:
             frames = [(arrive(), text, False), (arrive(), text, False)]
             self.record(frames[1][0], kind)
         elif kind == "bad_checksum":
-            damaged = copy.deepcopy(message)
-            entry = damaged["data"][0]
-            entry["checksum"] = entry["checksum"] ^ (2 if entry["checksum"] == 1 else 1)
-            frames = [(arrive(), self._encode(damaged), False)]
+            frames = [(arrive(), self._encode(damage(kind, self.venue, message)), False)]
             self.record(frames[0][0], kind)
         else:
             frames = [(arrive(), self._malformed(kind, message, text), True), (arrive(), text, False)]
@@ -123,16 +120,30 @@ class FaultInjector:
     def _malformed(self, kind: str, message: Message, text: str) -> str:
         if kind == "not_json":
             return text[: len(text) // 2]
-        damaged = copy.deepcopy(message)
-        level = _first_level(self.venue, damaged)
-        if kind == "bad_price":
-            level[0] = "abc"
-        else:
-            level[1] = "-" + level[1] if level[1].strip("0.") else "-1"
-        return self._encode(damaged)
+        return self._encode(damage(kind, self.venue, message))
 
 
-def _first_level(venue: str, message: Message) -> list[str] | None:
+def damage(kind: str, venue: str, message: Message) -> Message:
+    """A damaged copy of a book message: "bad_checksum" (OKX), "bad_price" or "negative_qty" (a level needed)."""
+    damaged = copy.deepcopy(message)
+    if kind == "bad_checksum":
+        entry = damaged["data"][0]
+        entry["checksum"] = entry["checksum"] ^ (2 if entry["checksum"] == 1 else 1)
+        return damaged
+    level = first_level(venue, damaged)
+    if level is None:
+        raise ValueError(f"a {venue} message without levels cannot carry a {kind} fault")
+    if kind == "bad_price":
+        level[0] = "abc"
+    elif kind == "negative_qty":
+        level[1] = "-" + level[1] if level[1].strip("0.") else "-1"
+    else:
+        raise ValueError(f"{kind!r} is not damage to a message")
+    return damaged
+
+
+def first_level(venue: str, message: Message) -> list[str] | None:
+    """The first level of a Binance diff or an OKX books message, or None when it has none."""
     if venue == "binance":
         sides = (message["data"]["b"], message["data"]["a"])
     else:

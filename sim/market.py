@@ -36,6 +36,7 @@ BID, ASK = 0, 1
 Level = tuple[str, str]
 Top = tuple[int, int, int, int]  # best bid ticks, its lots, best ask ticks, its lots
 Change = tuple[int, int, int]  # BID or ASK, price ticks, new lots (0 removes the level)
+Unit = tuple[int, int]  # price ticks, lots
 
 _QUIET_SHARE = 0.04
 _TRADES_PER_WINDOW = 2.75
@@ -105,6 +106,9 @@ class Market:
 
     History is a log of every level change plus a full copy of the book every
     `_CHECKPOINT_EVERY` changes, so `book_at` replays at most that many changes.
+    `update_id` moves only after a step is fully logged, so another thread may call
+    `book_at` for any id up to it while the book moves on. `forget_before` drops old
+    history, for live runs that would otherwise grow by about 100 MB an hour.
     """
 
     def __init__(self, spec: SymbolSpec, *, seed: int | str, start_ns: int) -> None:
@@ -119,10 +123,12 @@ class Market:
         self._fair = self._mid()
         self._log_keys = array("q")
         self._log_qty = array("q")
-        self._step_end = array("q")  # log length after each step, indexed by id - first id - 1
+        self._step_end = array("q")  # absolute log length after each step, indexed by id - oldest id - 1
+        self._oldest_id = spec.first_update_id  # the oldest state book_at can rebuild
+        self._log_base = 0  # log entries forgotten before the first one kept
         self._checkpoint_ids: list[int] = []
         self._checkpoints: list[tuple[dict[int, int], dict[int, int]]] = []
-        self._checkpoint()
+        self._checkpoint(self.update_id)
 
     # ----- reading the book -----
 
@@ -148,7 +154,13 @@ class Market:
 
     def book_at(self, update_id: int, depth: int | None = None) -> tuple[list[Level], list[Level]]:
         """The book as it was right after `update_id` was applied, as exact text."""
-        first = self.spec.first_update_id
+        bids, asks = self.book_units_at(update_id, depth)
+        price_text, qty_text = self.spec.price_text, self.spec.qty_text
+        return [(price_text(p), qty_text(q)) for p, q in bids], [(price_text(p), qty_text(q)) for p, q in asks]
+
+    def book_units_at(self, update_id: int, depth: int | None = None) -> tuple[list[Unit], list[Unit]]:
+        """The book right after `update_id` as (price ticks, lots), best first: for writers that need more than text."""
+        first = self._oldest_id
         if not first <= update_id <= self.update_id:
             raise ValueError(f"{self.spec.symbol}: update id {update_id} is outside {first}..{self.update_id}")
         index = bisect_right(self._checkpoint_ids, update_id) - 1
@@ -162,7 +174,24 @@ class Market:
             else:
                 del book[keys[j]]
         bids, asks = sides
-        return self._text(sorted(bids)[:depth], bids), self._text(sorted(asks)[:depth], asks)
+        return [(-k, bids[k]) for k in sorted(bids)[:depth]], [(k, asks[k]) for k in sorted(asks)[:depth]]
+
+    def forget_before(self, update_id: int) -> None:
+        """Keep history from the last checkpoint at or before `update_id` on; older ids leave `book_at`.
+
+        Not safe against a `book_at` running on another thread at the same moment: call it
+        where the book is written, and only for ids no reader still asks about.
+        """
+        keep = bisect_right(self._checkpoint_ids, update_id) - 1
+        if keep <= 0:
+            return
+        oldest = self._checkpoint_ids[keep]
+        cut = self._log_offset(oldest)
+        del self._log_keys[:cut], self._log_qty[:cut]
+        del self._step_end[: oldest - self._oldest_id]
+        del self._checkpoint_ids[:keep], self._checkpoints[:keep]
+        self._log_base += cut
+        self._oldest_id = oldest
 
     # ----- moving on -----
 
@@ -207,16 +236,17 @@ class Market:
         trades = op(changes)
         if not changes:
             return
-        self.update_id += 1
+        update_id = self.update_id + 1
         for side, price, lots in changes:
             touched.add((side, price))
             self._log_keys.append(_key(side, price))
             self._log_qty.append(lots)
-        self._step_end.append(len(self._log_keys))
+        self._step_end.append(self._log_base + len(self._log_keys))
         after = self.top()
-        steps.append(Step(self.update_id, 0, changes, trades, after if after != before else None))
+        steps.append(Step(update_id, 0, changes, trades, after if after != before else None))
         if len(self._log_keys) - self._log_offset(self._checkpoint_ids[-1]) >= _CHECKPOINT_EVERY:
-            self._checkpoint()
+            self._checkpoint(update_id)
+        self.update_id = update_id  # last: readers on other threads trust every id up to this one
 
     # ----- what can happen in a step -----
 
@@ -358,13 +388,14 @@ class Market:
         scale = 2 + 4 * self.spec.near_gap
         return max(-1.0, min(1.0, (self._fair - self._mid()) / scale))
 
-    def _checkpoint(self) -> None:
-        self._checkpoint_ids.append(self.update_id)
+    def _checkpoint(self, update_id: int) -> None:
         self._checkpoints.append((dict(self._qty[BID]), dict(self._qty[ASK])))
+        self._checkpoint_ids.append(update_id)  # after the copy: a reader that finds the id finds the copy
 
     def _log_offset(self, update_id: int) -> int:
-        index = update_id - self.spec.first_update_id
-        return self._step_end[index - 1] if index else 0
+        """Where the log (as kept) ends right after `update_id`."""
+        index = update_id - self._oldest_id
+        return self._step_end[index - 1] - self._log_base if index else 0
 
     def _text(self, keys: list[int], book: dict[int, int]) -> list[Level]:
         price_text, qty_text = self.spec.price_text, self.spec.qty_text

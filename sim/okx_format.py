@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from sim.decimal_text import decimal_text
-from sim.market import ASK, BID, Level, Market, Top, Trade, Window
+from sim.market import ASK, BID, Level, Market, Top, Trade, Unit, Window
 from sim.specs import SymbolSpec
 
 Message = dict[str, Any]
@@ -46,9 +46,32 @@ def checksum(bids: list[Level], asks: list[Level]) -> int:
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-def subscribed(channel: str, inst_id: str, conn_id: str) -> Message:
-    """The acknowledgement of a subscription."""
-    return {"event": "subscribe", "arg": {"channel": channel, "instId": inst_id}, "connId": conn_id}
+def subscribed(channel: str, inst_id: str, conn_id: str, event: str = "subscribe") -> Message:
+    """The acknowledgement of a subscription (or, with `event="unsubscribe"`, of its end)."""
+    return {"event": event, "arg": {"channel": channel, "instId": inst_id}, "connId": conn_id}
+
+
+def ws_error(code: str, msg: str, conn_id: str) -> Message:
+    """A websocket error event, e.g. 60018 for an unknown channel or instrument."""
+    return {"event": "error", "code": code, "msg": msg, "connId": conn_id}
+
+
+def rest_books(spec: SymbolSpec, bids: list[Unit], asks: list[Unit], ts_ms: int, *, full: bool = False) -> Message:
+    """A REST book body: `books` levels are `[px, sz, "0", numOrders]`, `books-full` (`full`) ones
+    `[px, sz, numOrders]`; neither carries a seqId or a checksum."""
+    row = _full_level if full else _level
+    entry = {"asks": [row(spec, p, q) for p, q in asks], "bids": [row(spec, p, q) for p, q in bids], "ts": str(ts_ms)}
+    return rest_ok([entry])
+
+
+def rest_ok(data: list[Any]) -> Message:
+    """OKX's REST envelope around `data`."""
+    return {"code": "0", "msg": "", "data": data}
+
+
+def rest_error(code: str, msg: str) -> Message:
+    """OKX's REST envelope for an error, e.g. 50011 "Too Many Requests"."""
+    return {"code": code, "msg": msg, "data": []}
 
 
 class BooksFeed:
@@ -214,7 +237,15 @@ def encode(message: Message) -> str:
 
 
 def _level(spec: SymbolSpec, price: int, lots: int) -> list[str]:
-    # Order counts are not modelled; deriving one from the size keeps it stable per state.
     if not lots:
         return [spec.price_text(price), "0", "0", "0"]
-    return [spec.price_text(price), spec.qty_text(lots), "0", str(1 + lots % 5)]
+    return [spec.price_text(price), spec.qty_text(lots), "0", _orders(lots)]
+
+
+def _full_level(spec: SymbolSpec, price: int, lots: int) -> list[str]:
+    return [spec.price_text(price), spec.qty_text(lots), _orders(lots)]
+
+
+def _orders(lots: int) -> str:
+    # Order counts are not modelled; deriving one from the size keeps it stable per state.
+    return str(1 + lots % 5)
