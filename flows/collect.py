@@ -25,7 +25,7 @@ from connectors.nats import NatsJetStreamSink
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget, connect_budget
 from flows.status import StatusBoard, StatusBoardSink
-from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step
+from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
 from operators.report import ReportBuilder
 from operators.routing import publications
 from operators.sync_base import SyncSettings
@@ -50,12 +50,6 @@ def feed_factory(settings: CollectSettings, bus: InProcessControlBus) -> Callabl
         return BinanceFeed(venue, symbol, binance, binance_weights, bus, depth_limit=settings.depth)
 
     return make_feed
-
-
-def _report_fold(builder: ReportBuilder, item: Any) -> ReportBuilder:
-    key, stats, has_book = item
-    builder.add_book(key, stats, has_book)
-    return builder
 
 
 def build_flow(
@@ -89,7 +83,9 @@ def build_flow(
     op.output("status_board", watched, StatusBoardSink(board))
 
     finals = op.filter("finals", events, lambda e: type(e) is tuple)
-    report = op.fold_final("summary", op.key_on("one", finals, lambda _: "summary"), ReportBuilder, _report_fold)
+    unkeyed_rejects = op.filter("unkeyed_rejects", unkeyed, lambda e: isinstance(e, QualityEvent))
+    summary_items = op.key_on("one", op.merge("summary_items", finals, unkeyed_rejects), lambda _: "summary")
+    report = op.fold_final("summary", summary_items, ReportBuilder, report_fold)
     op.output("summary_out", op.map_value("render", report, ReportBuilder.render), JsonDocumentSink(None, summary))
 
     if "nats" in settings.sinks:

@@ -16,7 +16,7 @@ from bytewax.testing import run_main
 
 from connectors.files import JsonDocumentSink, JsonLinesSink
 from connectors.replay_source import RecordingSource
-from flows.steps import UNKEYED, BookSyncLogic, decode_step
+from flows.steps import UNKEYED, BookSyncLogic, decode_step, report_fold
 from connectors.nats import NatsJetStreamSink
 from operators.report import ReportBuilder
 from operators.routing import publications
@@ -25,17 +25,6 @@ from schemas.encoding import encode_event
 from schemas.events import QualityEvent
 from schemas.settings import ReplaySettings
 from schemas.streams import StreamSettings
-
-def _report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:
-    if isinstance(item, str):
-        builder.add_error(item)
-    elif isinstance(item, QualityEvent):
-        builder.add_error(f"{item.venue}: rejected message: {item.detail}")
-    else:
-        key, stats, has_book = item  # type: ignore[misc]
-        builder.add_book(key, stats, has_book)
-    return builder
-
 
 def build_flow(
     settings: ReplaySettings,
@@ -51,7 +40,7 @@ def build_flow(
     finals = op.filter_map("final_stats", synced, lambda kv: kv[1] if type(kv[1]) is tuple else None)
     unkeyed = op.map("unkeyed_errors", routed.falses, lambda kv: kv[1][1])
     report_items = op.key_on("to_report", op.merge("report_items", finals, unkeyed), lambda _: "report")
-    report = op.fold_final("report", report_items, ReportBuilder, _report_fold)
+    report = op.fold_final("report", report_items, ReportBuilder, report_fold)
     rendered = op.map_value("render", report, ReportBuilder.render)
     op.output("report_out", rendered, JsonDocumentSink(settings.report, report_capture))
     if settings.nats_url is not None:

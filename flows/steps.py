@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from bytewax.operators import StatefulLogic
 
 from operators.book_sync import BookSync
+from operators.report import ReportBuilder
 from operators.decode import decode
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
@@ -88,3 +89,15 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
     def snapshot(self) -> BookSync:
         assert self.sync is not None
         return self.sync
+
+
+def report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:
+    """Fold one item into the report: a recording defect, an unkeyed reject, or a book's final counters."""
+    if isinstance(item, str):
+        builder.add_error(item)
+    elif isinstance(item, QualityEvent):
+        builder.add_error(f"{item.venue}: rejected message: {item.detail}")
+    else:
+        key, stats, has_book = item  # type: ignore[misc]
+        builder.add_book(key, stats, has_book)
+    return builder
