@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.js.errors
 import orjson
 from bytewax.testing import run_main
 
@@ -34,7 +35,12 @@ async def _read_streams(url: str, streams: tuple[str, ...]) -> dict[str, list[tu
     found: dict[str, list[tuple[str, dict, str]]] = defaultdict(list)
     try:
         for stream in streams:
-            info = await js.stream_info(stream)
+            try:
+                info = await js.stream_info(stream)
+            except nats.js.errors.NotFoundError:
+                continue  # not created yet
+            if info.state.messages == 0:
+                continue
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 msg = await js.get_msg(stream, seq)
                 msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
