@@ -47,7 +47,10 @@ def feed_factory(settings: CollectSettings, bus: InProcessControlBus) -> Callabl
         venue, _, symbol = key.partition(":")
         if venue == "okx":
             return OkxFeed(symbol, okx, okx_connects, okx_deep, bus, deep_interval_s=settings.okx_deep_interval_s or None)
-        return BinanceFeed(venue, symbol, binance, binance_weights, bus, depth_limit=settings.depth)
+        return BinanceFeed(
+            venue, symbol, binance, binance_weights, bus,
+            depth_limit=settings.depth, rotate_after_s=settings.binance_rotate_after_s,
+        )
 
     return make_feed
 

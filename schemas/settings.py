@@ -48,6 +48,9 @@ class CollectSettings(BaseSettings):
     full_interval_ms: int = Field(default=1000, ge=1, description="full books on orderbook.full every N ms")
     snapshot_interval_ms: int = Field(default=10_000, ge=1, description="orderbook.snapshot every N ms")
     okx_deep_interval_s: float = Field(default=1.0, ge=0, description="books-full refresh per OKX book; 0 = off")
+    binance_rotate_after_s: float = Field(
+        default=23.5 * 3600, gt=0, description="open a successor connection before Binance's 24 h limit"
+    )
     nats_url: str | None = Field(default=None, description="None: start an embedded nats-server")
     data_dir: Path = Field(default=Path("data"), description="embedded NATS store, spill files, recordings")
     sinks: Annotated[list[str], NoDecode] = Field(default=["nats"])

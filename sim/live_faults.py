@@ -9,9 +9,10 @@ arms one and then reads knows it will see it:
   `faults` (not_json: the first half of the message; bad_price; negative_qty), each sent
   just before the intact message;
 - connections (`CONNECTION_KINDS`), at the next 100 ms tick on every connection carrying
-  the symbol: disconnect (TCP dropped without a close frame), stall (nothing sent for
-  `stall_s`, then everything at once, as a stuck TCP path delivers it), cut_frame (the next
-  text frame goes out half written, then the TCP connection closes);
+  the symbol: disconnect (TCP dropped without a close frame), stall (no message sent for
+  `stall_s`, then everything at once, as a stuck stream delivers it; websocket pings and
+  pongs go on), cut_frame (the next text frame goes out half written, then the TCP
+  connection closes);
 - snapshots (`SNAPSHOT_KINDS`), on the next REST book request: slow_snapshot (the book is
   read, then sent `slow_snapshot_s` later), fail_snapshot (HTTP 500), limit_snapshot (HTTP
   429 as the venue answers it).

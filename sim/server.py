@@ -67,7 +67,7 @@ class SimExchange:
         for venue in VENUES:
             for symbol in settings.symbols:
                 if (venue, symbol) in SPECS:
-                    self._markets[(venue, symbol)] = LiveMarket(venue, symbol, settings.seed, self._s0)
+                    self._markets[(venue, symbol)] = LiveMarket(venue, symbol, settings.seed, self._s0, settings.rate_scale)
         self._binance = BinanceVenue(settings.binance, self._venue_markets("binance"), self._board, self.now_ns)
         self._okx = OkxVenue(settings.okx, self._venue_markets("okx"), self._board, self.now_ns, settings.seed)
         open_timeout = 10 + settings.faults.slow_snapshot_s  # a slow snapshot is answered inside the handshake
@@ -134,6 +134,11 @@ class SimExchange:
     def update_id_at(self, venue: str, symbol: str, ts_ns: int) -> int:
         """The update id of the true book at wall-clock `ts_ns`."""
         return self._live(venue, symbol).update_id_at(ts_ns)
+
+    @property
+    def started_ns(self) -> int:
+        """Wall-clock ns at start: scheduled faults count their time from here."""
+        return self._s0
 
     def now_ns(self) -> int:
         """Wall-clock ns on the exchange's clock (monotonic since start)."""
@@ -280,6 +285,10 @@ class SimulatorThread:
 
     def update_id_at(self, venue: str, symbol: str, ts_ns: int) -> int:
         return self.exchange.update_id_at(venue, symbol, ts_ns)
+
+    @property
+    def started_ns(self) -> int:
+        return self.exchange.started_ns
 
     def now_ns(self) -> int:
         return self.exchange.now_ns()

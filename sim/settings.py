@@ -40,6 +40,9 @@ class SimSettings:
     symbols: tuple[str, ...] = ("BTC-USDT", "ETH-USDT")
     seed: int = 0
     history_s: float = 600.0  # how far back the truth (book_at, update_id_at) reaches in a long run
+    # Multiplies every instrument's `activity` (level changes, trades, top changes per window):
+    # 10 is a market ten times as busy. Windows stay 100 ms, as the exchanges' diff cadence does.
+    rate_scale: float = 1.0
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     okx: OkxSettings = field(default_factory=OkxSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
@@ -51,3 +54,5 @@ class SimSettings:
             loopback = False
         if not loopback:
             raise ValueError(f"the simulator listens on loopback addresses only, not {self.host!r}")
+        if not self.rate_scale > 0:
+            raise ValueError(f"rate_scale must be positive, not {self.rate_scale!r}")

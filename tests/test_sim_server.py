@@ -194,8 +194,8 @@ def test_binance_pings_and_closes_a_client_that_never_answers(sim: SimulatorThre
 
 def test_binance_connection_lifetime_ends_with_server_shutdown() -> None:
     with SimulatorThread(SimSettings(binance=BinanceSettings(lifetime_s=1.0))) as short:
+        started = time.monotonic()  # before the handshake: the lifetime starts during it
         with connect(f"{short.binance_ws_url}/ws/btcusdt@depth@100ms") as ws:
-            started = time.monotonic()
             messages = []
             with pytest.raises(ConnectionClosedOK) as closed:
                 while True:
