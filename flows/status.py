@@ -94,7 +94,7 @@ class StatusBoard:
         for key in sorted(self.latest):
             status = self.latest[key]
             stats = status.stats
-            lag = "-" if stats.last_recv_ns is None else f"{(time.time_ns() - stats.last_recv_ns) / 1e6:.0f}"
+            lag = "-" if stats.last_recv_ns is None else f"{(status.at_ns - stats.last_recv_ns) / 1e6:.0f}"
             depth = f"{stats.bid_levels}/{stats.ask_levels}" if status.synced else "-"
             lines.append(_row((
                 key, "synced" if status.synced else "syncing", f"{self._rates.get(key, 0.0):.1f}", depth,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -30,6 +31,7 @@ class StatusUpdate:
     key: str
     stats: BookStats
     synced: bool
+    at_ns: int  # when the counters were read, so lag is measured then and not when printed
 
 
 def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:
@@ -73,7 +75,7 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
         self._next_status = datetime.now(timezone.utc) + self.status_every
         machine = self.sync.machine
         stats = replace(self.sync.stats(), errors=[])
-        status = StatusUpdate(f"{machine.venue}:{machine.symbol}", stats, machine.synced)
+        status = StatusUpdate(f"{machine.venue}:{machine.symbol}", stats, machine.synced, time.time_ns())
         return [status], StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[object], bool]:
