@@ -13,64 +13,60 @@ import asyncio
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 
 class WindowBudget:
-    """At most `budget` units per `window_s` seconds (a sliding window), with head-room."""
+    """At most `budget` units per `window_s` seconds, paced: a small burst, then an even rate.
+
+    Any window sees at most `budget * headroom * (1 + burst_fraction)` units, so the
+    defaults (0.8, 0.25) never exceed the venue's limit.
+
+    Virtual scheduling (GCRA): units flow at `budget * headroom / window_s` per second, and
+    up to `burst_fraction` of the budget may go at once. So one resync gets its snapshot at
+    once, while forty books resyncing together are served one after another, never more
+    than `budget` in any window. The exchange's own count (`observe_used`) and `Retry-After`
+    (`block_for`) push the schedule back.
+    """
 
     def __init__(
         self,
         budget: float,
         window_s: float,
         headroom: float = 0.8,
+        burst_fraction: float = 0.25,
         spread_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.limit = budget * headroom
-        self.window_s = window_s
+        self.rate = self.limit / window_s
+        self.tolerance_s = self.limit * burst_fraction / self.rate
         self.spread_s = spread_s
         self._clock = clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._spent: deque[tuple[float, float]] = deque()  # (when, cost)
+        self._theoretical = clock()
         self._blocked_until = 0.0
-
-    def _used(self, now: float) -> float:
-        while self._spent and self._spent[0][0] <= now - self.window_s:
-            self._spent.popleft()
-        return sum(cost for _, cost in self._spent)
 
     def reserve(self, cost: float) -> float:
         """Reserve `cost` and return how many seconds to wait before using it."""
         with self._lock:
             now = self._clock()
-            start = max(now, self._blocked_until)
-            used = self._used(now)
-            if used + cost > self.limit and self._spent:
-                # Wait until enough of the oldest spending leaves the window.
-                excess = used + cost - self.limit
-                for when, spent in self._spent:
-                    excess -= spent
-                    if excess <= 0:
-                        start = max(start, when + self.window_s)
-                        break
-            start += self._rng.uniform(0, self.spread_s)
-            self._spent.append((start, cost))
-            return start - now
+            theoretical = max(self._theoretical, now)
+            start = max(now, theoretical + cost / self.rate - self.tolerance_s, self._blocked_until)
+            self._theoretical = max(theoretical, start) + cost / self.rate
+            return start + self._rng.uniform(0, self.spread_s) - now
 
     async def acquire(self, cost: float) -> None:
         await asyncio.sleep(self.reserve(cost))
 
     def observe_used(self, used: float) -> None:
-        """The exchange says how much it counted this window; trust the larger figure."""
+        """The exchange says how much this IP spent this window: leave no more than the rest."""
         with self._lock:
             now = self._clock()
-            mine = self._used(now)
-            if used > mine:
-                self._spent.append((now, used - mine))
+            remaining = max(0.0, self.limit - used)
+            self._theoretical = max(self._theoretical, now + self.tolerance_s - remaining / self.rate)
 
     def block_for(self, seconds: float) -> None:
         """A 429/418 with Retry-After: nobody sends until it has passed."""

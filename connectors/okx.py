@@ -33,11 +33,13 @@ CONTROL_POLL_S = 0.05
 
 
 def connect_budget() -> WindowBudget:
-    return WindowBudget(budget=3, window_s=1.0, headroom=1.0, spread_s=0.2)
+    """At most 3 connection attempts per second per IP."""
+    return WindowBudget(budget=3, window_s=1.0, spread_s=0.2)
 
 
 def books_full_budget() -> WindowBudget:
-    return WindowBudget(budget=10, window_s=2.0, headroom=0.9, spread_s=0.1)
+    """books-full: 10 requests per 2 s per IP, shared by every OKX book of this process."""
+    return WindowBudget(budget=10, window_s=2.0, spread_s=0.1)
 
 
 @dataclass(frozen=True, slots=True)
