@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import requests
 import websockets
 
-from connectors.control import InProcessControlBus
+from connectors.control import ControlBus
 from connectors.limits import BackoffDelays, WindowBudget
 from connectors.live_source import Emit
 from schemas.raw import RawEvent
@@ -60,7 +60,7 @@ class BinanceFeed:
         symbol: str,
         endpoints: BinanceEndpoints,
         weights: WindowBudget,
-        control: InProcessControlBus,
+        control: ControlBus,
         depth_limit: int = 5000,
         rotate_after_s: float = 23.5 * 3600,
     ) -> None:

@@ -2,8 +2,11 @@
 
 Bytewax dataflows are acyclic, so a `ResyncRequest` leaves the flow through
 `ControlBusSink` and reaches the source partition of its `venue:symbol` here. In one
-process this is a set of thread-safe queues; a multi-process deployment puts a NATS
-subject in between (same interface).
+process this is a set of thread-safe queues (`InProcessControlBus`); when the flow runs
+as several processes, the source of a book may live in another process than its
+book_sync, so `NatsControlBus` carries requests over the NATS subject
+`marketprism.control.resync.{venue}.{symbol}` to every process, where they wait in the
+same queues for whichever process owns that source.
 
 ControlBusSink — unit of parallelism: one stateless partition per worker; nothing to
 snapshot (a lost request is re-issued by the next detected fault); delivery: at-most-once.
@@ -11,12 +14,28 @@ snapshot (a lost request is re-issued by the next detected fault); delivery: at-
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
 import queue
 import threading
+from typing import Protocol
 
+import nats
+import orjson
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from schemas.events import ResyncRequest
+
+log = logging.getLogger(__name__)
+
+CONTROL_SUBJECT = "marketprism.control.resync"
+
+
+class ControlBus(Protocol):
+    def send(self, request: ResyncRequest) -> None: ...
+
+    def take(self, key: str) -> list[ResyncRequest]: ...
 
 
 class InProcessControlBus:
@@ -44,8 +63,49 @@ class InProcessControlBus:
                 return taken
 
 
+class NatsControlBus:
+    """Resync requests through NATS core subjects, for flows spread over several processes.
+
+    A request is published once and every process receives it; the process that owns the
+    book's source takes it, the others never ask for that key. At-most-once, like the
+    in-process bus: a request lost while NATS is down is re-issued by the next fault.
+    """
+
+    def __init__(self, url: str, connect_timeout_s: float = 10.0) -> None:
+        self._local = InProcessControlBus()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="control bus", daemon=True)
+        self._thread.start()
+        self._client = asyncio.run_coroutine_threadsafe(self._connect(url), self._loop).result(connect_timeout_s)
+
+    async def _connect(self, url: str) -> nats.NATS:
+        client = await nats.connect(url, max_reconnect_attempts=-1)
+        await client.subscribe(f"{CONTROL_SUBJECT}.>", cb=self._received)
+        await client.flush()
+        return client
+
+    async def _received(self, msg: nats.aio.msg.Msg) -> None:
+        try:
+            self._local.send(ResyncRequest(**orjson.loads(msg.data)))
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            log.warning("control bus: ignored an unreadable message on %s: %s", msg.subject, exc)
+
+    def send(self, request: ResyncRequest) -> None:
+        subject = f"{CONTROL_SUBJECT}.{request.venue}.{request.symbol.lower()}"
+        payload = orjson.dumps(dataclasses.asdict(request))
+        asyncio.run_coroutine_threadsafe(self._client.publish(subject, payload), self._loop)
+
+    def take(self, key: str) -> list[ResyncRequest]:
+        return self._local.take(key)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._client.drain(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
 class _ControlPartition(StatelessSinkPartition[ResyncRequest]):
-    def __init__(self, bus: InProcessControlBus) -> None:
+    def __init__(self, bus: ControlBus) -> None:
         self._bus = bus
 
     def write_batch(self, items: list[ResyncRequest]) -> None:
@@ -56,7 +116,7 @@ class _ControlPartition(StatelessSinkPartition[ResyncRequest]):
 class ControlBusSink(DynamicSink[ResyncRequest]):
     """Delivers the flow's resync requests to the sources listening on `bus`."""
 
-    def __init__(self, bus: InProcessControlBus) -> None:
+    def __init__(self, bus: ControlBus) -> None:
         self.bus = bus
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ControlPartition:

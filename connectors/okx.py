@@ -22,7 +22,7 @@ import orjson
 import requests
 import websockets
 
-from connectors.control import InProcessControlBus
+from connectors.control import ControlBus
 from connectors.limits import BackoffDelays, WindowBudget
 from connectors.live_source import Emit
 from schemas.raw import RawEvent
@@ -57,7 +57,7 @@ class OkxFeed:
         endpoints: OkxEndpoints,
         connects: WindowBudget,
         deep_requests: WindowBudget,
-        control: InProcessControlBus,
+        control: ControlBus,
         deep_interval_s: float | None = 1.0,
         ping_after_s: float = 20.0,
     ) -> None:

@@ -18,7 +18,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors.binance import BinanceEndpoints, BinanceFeed, weight_budget
-from connectors.control import ControlBusSink, InProcessControlBus
+from connectors.control import ControlBus, ControlBusSink, InProcessControlBus, NatsControlBus
 from connectors.files import JsonDocumentSink
 from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink
@@ -36,7 +36,7 @@ from schemas.streams import StreamSettings
 log = logging.getLogger("marketprism")
 
 
-def feed_factory(settings: CollectSettings, bus: InProcessControlBus) -> Callable[[str], Feed]:
+def feed_factory(settings: CollectSettings, bus: ControlBus) -> Callable[[str], Feed]:
     """Builds each book's feed; budgets are shared by every book of a venue in this process."""
     binance_weights = weight_budget()
     okx_connects, okx_deep = connect_budget(), books_full_budget()
@@ -58,12 +58,13 @@ def feed_factory(settings: CollectSettings, bus: InProcessControlBus) -> Callabl
 def build_flow(
     settings: CollectSettings,
     nats_url: str | None,
-    bus: InProcessControlBus | None = None,
+    bus: ControlBus | None = None,
     board: StatusBoard | None = None,
     summary: list[dict[str, Any]] | None = None,
 ) -> Dataflow:
     """Wire the collector; `summary` receives the final per-book report when the flow ends."""
-    bus = bus or InProcessControlBus()
+    if bus is None:
+        bus = NatsControlBus(nats_url) if settings.control_bus == "nats" and nats_url else InProcessControlBus()
     board = board or StatusBoard(settings.status_interval_s)
     keys = [f"{venue}:{symbol}" for venue in settings.venues for symbol in settings.symbols]
     sync_settings = SyncSettings(depth=settings.depth, full_interval_ms=settings.full_interval_ms)

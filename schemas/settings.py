@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
@@ -56,6 +56,9 @@ class CollectSettings(BaseSettings):
     sinks: Annotated[list[str], NoDecode] = Field(default=["nats"])
     run_seconds: float | None = Field(default=None, gt=0, description="stop after this long; None runs forever")
     status_interval_s: float = Field(default=2.0, gt=0)
+    control_bus: Literal["local", "nats"] = Field(
+        default="local", description="'nats' when the flow runs as several processes (bytewax.run -p ...)"
+    )
 
     @field_validator("venues", "symbols", "sinks", mode="before")
     @classmethod

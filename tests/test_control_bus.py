@@ -1,0 +1,37 @@
+"""Resync requests reach the source of their book, in one process and across processes (NATS)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from connectors.control import InProcessControlBus, NatsControlBus
+from connectors.nats_server import EmbeddedNatsServer
+from schemas.events import ResyncRequest
+
+
+def test_in_process_bus_hands_requests_to_their_book_only() -> None:
+    bus = InProcessControlBus()
+    bus.send(ResyncRequest("binance", "BTC-USDT", "gap: expected U=5, got U=9", 1))
+    bus.send(ResyncRequest("okx", "ETH-USDT", "checksum_failure", 2))
+    assert [r.reason for r in bus.take("binance:BTC-USDT")] == ["gap: expected U=5, got U=9"]
+    assert bus.take("binance:BTC-USDT") == []
+    assert [r.recv_ns for r in bus.take("okx:ETH-USDT")] == [2]
+
+
+def test_nats_bus_carries_requests_between_processes(tmp_path: Path) -> None:
+    with EmbeddedNatsServer(tmp_path / "nats") as server:
+        book_sync_side, source_side = NatsControlBus(server.url), NatsControlBus(server.url)
+        try:
+            request = ResyncRequest("binance", "BTC-USDT", "crossed: book crossed after u=7", 123)
+            book_sync_side.send(request)
+            deadline = time.monotonic() + 10
+            taken: list[ResyncRequest] = []
+            while not taken and time.monotonic() < deadline:
+                taken = source_side.take("binance:BTC-USDT")
+                time.sleep(0.01)
+            assert taken == [request]
+            assert source_side.take("okx:BTC-USDT") == []
+        finally:
+            book_sync_side.close()
+            source_side.close()
