@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[RawEvent], None]
 # How long an idle partition lets Bytewax wait before polling the queue again.
-IDLE_POLL = timedelta(milliseconds=5)
+IDLE_POLL = timedelta(milliseconds=1)
 MAX_BATCH = 2000
 
 

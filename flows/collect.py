@@ -24,6 +24,7 @@ from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget, connect_budget
+from flows.runtime import tune_garbage_collector
 from flows.status import StatusBoard, StatusBoardSink
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
 from operators.report import ReportBuilder
@@ -120,6 +121,7 @@ def __getattr__(name: str) -> Dataflow:
     if name != "flow":
         raise AttributeError(name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    tune_garbage_collector()
     settings = CollectSettings()
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     if server is not None:
