@@ -30,7 +30,10 @@ def open_binary(path: str | Path, mode: str) -> IO[bytes]:
         return gzip.open(path, mode)  # type: ignore[return-value]
     if path.suffix == ".zst":
         if mode == "rb":
-            return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # type: ignore[return-value]
+            # Recorder files are many independent frames, one per flush.
+            return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
+                open(path, "rb"), closefd=True, read_across_frames=True
+            )
         return zstandard.ZstdCompressor(level=9).stream_writer(open(path, "wb"), closefd=True)  # type: ignore[return-value]
     return open(path, mode)
 
@@ -81,17 +84,25 @@ def event_from_json(line: bytes, where: str) -> RawEvent | RecordingDefect:
 
 
 def read_recording(path: str | Path) -> Iterator[RawEvent | RecordingDefect]:
-    """Yield every line of one recording file in file order."""
+    """Yield every line of one recording file in file order.
+
+    A file cut short (a recorder killed mid-write, a copy in progress) yields what it holds
+    and then one defect for the torn end.
+    """
     name = Path(path).name
+    number = 0
     with open_binary(path, "rb") as raw:
         stream = io.BufferedReader(raw)  # type: ignore[arg-type]
-        for number, line in enumerate(stream, start=1):
-            if len(line) > MAX_LINE_BYTES:
-                yield RecordingDefect(f"{name}:{number}", f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
-                continue
-            line = line.strip()
-            if line:
-                yield event_from_json(line, f"{name}:{number}")
+        try:
+            for number, line in enumerate(stream, start=1):
+                if len(line) > MAX_LINE_BYTES:
+                    yield RecordingDefect(f"{name}:{number}", f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+                    continue
+                line = line.strip()
+                if line:
+                    yield event_from_json(line, f"{name}:{number}")
+        except (zstandard.ZstdError, EOFError, OSError) as exc:
+            yield RecordingDefect(f"{name}:{number + 1}", f"file ends in a torn or damaged block: {exc}")
 
 
 def _receive_order(item: RawEvent | RecordingDefect) -> int:

@@ -1,4 +1,5 @@
-"""The collect dataflow: live exchanges -> book_sync (keyed venue:symbol) -> NATS JetStream.
+"""The collect dataflow: live exchanges -> book_sync (keyed venue:symbol) -> NATS JetStream,
+and every received message to the raw recorder.
 
 `python -m bytewax.run flows.collect` runs it with settings from the environment (or the
 YAML file named by MARKETPRISM_CONFIG); `marketprism collect [--sim] [--duration S]`
@@ -24,6 +25,7 @@ from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget, connect_budget
+from connectors.recorder import RecorderSink
 from flows.runtime import tune_garbage_collector
 from flows.status import StatusBoard, StatusBoardSink
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
@@ -73,6 +75,8 @@ def build_flow(
 
     flow = Dataflow("collect")
     raw = op.input("exchanges", flow, LiveSource(keys, feed_factory(settings, bus), settings.run_seconds))
+    if "recorder" in settings.sinks:
+        op.output("recorder", raw, RecorderSink(settings.data_dir / "recordings"))
     decoded = op.flat_map("decode", raw, decode_step)
     routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
     synced = op.stateful(
