@@ -1,0 +1,328 @@
+"""The ClickHouse schema as code: five tables, their migrations, and retention from settings.
+
+Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
+
+- Prices and quantities are the exchange's exact decimal text (`String`), never Decimal:
+  OKX checksums are computed over the text as received ("0.1" and "0.10" differ) and
+  Binance pads to a fixed scale, so a number type cannot give the book back byte for
+  byte. It is also smaller: ZSTD over sorted, slowly changing text stores a 5000-level
+  side's prices in 1.3 KB against 3.3 KB as Decimal128(18) and 5.6 KB as Gorilla floats.
+  `toDecimal128(price, 18)` in a query gives the number where one is wanted.
+- Levels are parallel arrays (`bid_prices[i]`, `bid_quantities[i]`): the columnar form
+  both drivers insert natively, and what `Array(Tuple(...))` would store anyway.
+- `orderbook_full_depth` (the plan's table) keeps the top 20 per side in small columns for
+  fast queries, and the whole depth in ZSTD-compressed arrays that only a full read touches.
+- Every table is a `ReplacingMergeTree` whose sorting key is the event's identity
+  (exchange, symbol, time, update id or trade id), `PARTITION BY toYYYYMM(time)`. A
+  batch retried with the same `insert_deduplication_token` is dropped at insert (the
+  tables keep the last DEDUP_WINDOW_BLOCKS block hashes); rows replayed in differently cut
+  batches (a crash, a re-run replay) collapse on merge, and `FINAL` reads see them once.
+  (Two full books at one update id and exchange time are one book: the newest receipt,
+  whose OKX deep levels may be fresher, is the one kept.)
+- `timestamp` is the exchange's time, or the receive time where the exchange sent none
+  (Binance REST snapshots), as in the JSON encoding; `collected_at` is the receive time
+  in ns. Ids the venue did not send are stored as NULL, or 0 where the id is part of the
+  sorting key (keys cannot be NULL). Only price and quantity of a level are kept (OKX's
+  order count is not used by anything, its checksum included).
+
+The DDL needs ClickHouse 23 or newer (chDB included); tests run it on chDB.
+
+Migrations: version 1 creates every table from the definitions below (the latest shape);
+each later change adds a migration of idempotent statements (`ADD COLUMN IF NOT EXISTS`,
+`MODIFY COLUMN ... CODEC`) and updates the definition, so a new database and an old one
+end up alike. Applied versions are recorded in `schema_migrations`. Retention is not a
+migration: it is a setting, compared with each table's TTL on every start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEDUP_WINDOW_BLOCKS = 1000  # inserts remembered per table for insert_deduplication_token
+TOP_LEVELS = 20  # levels per side in orderbook_full_depth's quick columns
+
+# Codecs chosen by bench/storage_codecs.py (figures in its docstring). Book updates come
+# on a 100 ms cadence, where DoubleDelta wins; trades and tickers are irregular: Delta.
+NAME = "LowCardinality(String)"
+BOOK_TIME = "DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1))"
+BOOK_ID = "UInt64 CODEC(DoubleDelta, ZSTD(1))"
+BOOK_NULLABLE_ID = "Nullable(Int64) CODEC(DoubleDelta, ZSTD(1))"
+MARKET_TIME = "DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))"
+RECEIVED = "DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1))"
+DECIMAL_TEXT = "String CODEC(ZSTD(9))"
+LEVELS_TEXT = "Array(String) CODEC(ZSTD(9))"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str  # the ClickHouse type, with its codec
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One table: columns in insert order, identity (sorting key) and time column."""
+
+    name: str
+    columns: tuple[Column, ...]
+    order_by: tuple[str, ...]
+    time_column: str  # partitions and retention
+    version_column: str  # ReplacingMergeTree keeps the row with the largest value
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def create_sql(self, database: str) -> str:
+        columns = ",\n    ".join(f"{c.name} {c.type}" for c in self.columns)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n    {columns}\n)\n"
+            f"ENGINE = ReplacingMergeTree({self.version_column})\n"
+            f"PARTITION BY toYYYYMM({self.time_column})\n"
+            f"ORDER BY ({', '.join(self.order_by)})\n"
+            f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}"
+        )
+
+    def ttl_expression(self, days: int) -> str:
+        # Written as ClickHouse prints it in system.tables, so the running TTL can be compared.
+        return f"toDateTime({self.time_column}) + toIntervalDay({days})"
+
+
+def _book_side_columns(prefix: str, side: str, type_: str) -> tuple[Column, ...]:
+    return (Column(f"{prefix}{side}_prices", type_), Column(f"{prefix}{side}_quantities", type_))
+
+
+ORDERBOOK_DELTAS = Table(
+    "orderbook_deltas",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("timestamp", BOOK_TIME),
+        Column("update_id", BOOK_ID),
+        Column("first_update_id", BOOK_NULLABLE_ID),
+        Column("prev_update_id", BOOK_NULLABLE_ID),
+        *_book_side_columns("", "bid", LEVELS_TEXT),
+        *_book_side_columns("", "ask", LEVELS_TEXT),
+        Column("collected_at", RECEIVED),
+    ),
+    order_by=("exchange_name", "symbol_name", "timestamp", "update_id"),
+    time_column="timestamp",
+    version_column="collected_at",
+)
+
+ORDERBOOK_FULL_DEPTH = Table(
+    "orderbook_full_depth",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("timestamp", BOOK_TIME),
+        Column("last_update_id", BOOK_ID),
+        Column("update_type", NAME),
+        Column("first_update_id", BOOK_NULLABLE_ID),
+        Column("prev_update_id", BOOK_NULLABLE_ID),
+        Column("sequence_id", BOOK_NULLABLE_ID),
+        *_book_side_columns("top_", "bid", LEVELS_TEXT),
+        *_book_side_columns("top_", "ask", LEVELS_TEXT),
+        *_book_side_columns("", "bid", LEVELS_TEXT),
+        *_book_side_columns("", "ask", LEVELS_TEXT),
+        # OKX: levels below the checksummed window, from the latest REST books-full, and their age.
+        *_book_side_columns("deep_", "bid", LEVELS_TEXT),
+        *_book_side_columns("deep_", "ask", LEVELS_TEXT),
+        Column("deep_age_ms", "Nullable(Int64) CODEC(ZSTD(1))"),
+        Column("depth_levels", "UInt32"),
+        Column("checksum", "Nullable(Int64) CODEC(T64, ZSTD(1))"),
+        Column("is_valid", "Bool"),
+        Column("validation_errors", "Array(String)"),
+        Column("collected_at", RECEIVED),
+    ),
+    order_by=("exchange_name", "symbol_name", "timestamp", "last_update_id"),
+    time_column="timestamp",
+    version_column="collected_at",
+)
+
+TRADES = Table(
+    "trades",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("timestamp", MARKET_TIME),
+        Column("trade_id", "String CODEC(ZSTD(3))"),
+        Column("price", DECIMAL_TEXT),
+        Column("quantity", DECIMAL_TEXT),
+        Column("side", NAME),
+        Column("collected_at", RECEIVED),
+    ),
+    order_by=("exchange_name", "symbol_name", "timestamp", "trade_id"),
+    time_column="timestamp",
+    version_column="collected_at",
+)
+
+# OKX tickers carry no update id, so the receive time completes their identity.
+TICKERS = Table(
+    "tickers",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("timestamp", MARKET_TIME),
+        Column("collected_at", RECEIVED),
+        Column("update_id", "Nullable(Int64) CODEC(Delta, ZSTD(1))"),
+        Column("best_bid_price", DECIMAL_TEXT),
+        Column("best_bid_quantity", DECIMAL_TEXT),
+        Column("best_ask_price", DECIMAL_TEXT),
+        Column("best_ask_quantity", DECIMAL_TEXT),
+        Column("last_price", "Nullable(String) CODEC(ZSTD(9))"),
+    ),
+    order_by=("exchange_name", "symbol_name", "timestamp", "collected_at"),
+    time_column="timestamp",
+    version_column="collected_at",
+)
+
+# Quality events have only a receive time; symbol '' is an input that named no book.
+QUALITY_EVENTS = Table(
+    "quality_events",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("collected_at", RECEIVED),
+        Column("kind", NAME),
+        Column("detail", "String CODEC(ZSTD(3))"),
+        Column("update_id", "Nullable(Int64)"),
+    ),
+    order_by=("exchange_name", "symbol_name", "collected_at", "kind", "detail"),
+    time_column="collected_at",
+    version_column="collected_at",
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TRADES, TICKERS, QUALITY_EVENTS)
+}
+
+MIGRATIONS_TABLE = "schema_migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]  # templates with {db}; each one idempotent
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "order book deltas, full-depth books, trades, tickers, quality events",
+        tuple(t.create_sql("{db}") for t in TABLES.values()),
+    ),
+)
+
+
+def bootstrap_sql(database: str) -> list[str]:
+    """The database and the table that records applied migrations."""
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        f"CREATE TABLE IF NOT EXISTS {database}.{MIGRATIONS_TABLE} "
+        "(version UInt32, description String, applied_at DateTime) ENGINE = ReplacingMergeTree ORDER BY version",
+    ]
+
+
+def pending_migrations(applied: set[int]) -> list[Migration]:
+    return [m for m in MIGRATIONS if m.version not in applied]
+
+
+def migration_sql(migration: Migration, database: str) -> list[str]:
+    """The migration's statements, then the row that records it."""
+    description = migration.description.replace("\\", "\\\\").replace("'", "\\'")
+    record = (
+        f"INSERT INTO {database}.{MIGRATIONS_TABLE} (version, description, applied_at) "
+        f"VALUES ({migration.version}, '{description}', now())"
+    )
+    return [s.replace("{db}", database) for s in migration.statements] + [record]
+
+
+def retention_sql(table: Table, database: str, days: int, engine_full: str) -> str | None:
+    """The ALTER that brings a table's TTL to `days` (0: keep forever), or None if it is there.
+
+    `engine_full` is the table's `system.tables.engine_full`. Shortening the retention
+    drops older rows in a background mutation; lengthening it cannot bring them back.
+    """
+    has_ttl = " TTL " in f" {engine_full} "
+    if days <= 0:
+        return f"ALTER TABLE {database}.{table.name} REMOVE TTL" if has_ttl else None
+    expression = table.ttl_expression(days)
+    if f"TTL {expression}" in engine_full:
+        return None
+    return f"ALTER TABLE {database}.{table.name} MODIFY TTL {expression}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where a ClickHouse server listens (no credentials: those never travel in a URL here)."""
+
+    host: str
+    port: int
+    secure: bool
+
+    def __str__(self) -> str:
+        return f"{'clickhouses' if self.secure else 'clickhouse'}://{self.host}:{self.port}"
+
+
+def parse_url(url: str) -> ServerAddress:
+    """`clickhouse://host[:9000]`, or `clickhouses://` for TLS (port 9440)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("clickhouse", "clickhouses"):
+        raise ValueError(f"a ClickHouse URL starts with clickhouse:// or clickhouses://, not {parts.scheme or url!r}://")
+    if parts.username or parts.password:
+        raise ValueError("put ClickHouse credentials in MARKETPRISM_CLICKHOUSE_USER/_PASSWORD, not in the URL")
+    if not parts.hostname:
+        raise ValueError(f"no host in the ClickHouse URL {url!r}")
+    if parts.path.strip("/"):
+        raise ValueError("name the database in MARKETPRISM_CLICKHOUSE_DATABASE, not in the URL")
+    secure = parts.scheme == "clickhouses"
+    return ServerAddress(parts.hostname, parts.port or (9440 if secure else 9000), secure)
+
+
+class ClickHouseSettings(BaseSettings):
+    """MARKETPRISM_CLICKHOUSE_*: where to store, how to log in, how long to keep, how to batch.
+
+    Without a URL, the same DDL and writer run on chDB (in-process ClickHouse) under
+    `embedded_path`. The password is a SecretStr: printing or logging settings never shows it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_CLICKHOUSE_", extra="ignore")
+
+    url: str | None = Field(default=None, description="clickhouse://host:port; None: embedded chDB")
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = Field(default="marketprism", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    embedded_path: Path = Field(default=Path("data/clickhouse"), description="chDB's data directory")
+    retention_days: dict[str, int] = Field(
+        default_factory=dict, description='per table, e.g. {"orderbook_deltas": 30}; absent or 0 keeps rows forever'
+    )
+    batch_rows: int = Field(default=10_000, ge=1, description="a table's batch is inserted at this many rows...")
+    batch_age_s: float = Field(default=5.0, gt=0, description="...or when its oldest row is this old")
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_url(value)
+        return value or None
+
+    @field_validator("retention_days")
+    @classmethod
+    def _known_tables(cls, value: Mapping[str, int]) -> Mapping[str, int]:
+        unknown = set(value) - set(TABLES)
+        if unknown:
+            raise ValueError(f"retention for unknown tables {sorted(unknown)}; tables: {sorted(TABLES)}")
+        if any(days < 0 for days in value.values()):
+            raise ValueError("retention_days must be 0 (forever) or positive")
+        return value
+
+    def address(self) -> ServerAddress | None:
+        return parse_url(self.url) if self.url else None

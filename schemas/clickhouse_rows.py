@@ -1,0 +1,229 @@
+"""Normalized events <-> ClickHouse columnar batches, pure: no driver, no I/O.
+
+A batch is `{column: [values...]}` in a table's column order, the shape both the native
+driver (`columnar=True`) and chDB's Arrow insert take without a per-row object. Times are
+integer ticks (ms for `timestamp`, ns for `collected_at`); prices and quantities stay the
+exchange's text. `batch_token` names a batch by the identities of its rows, so the same
+rows always carry the same `insert_deduplication_token`. Reading back selects the times as
+integers and rebuilds the events (see `schemas.clickhouse` for what is and is not kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from schemas.clickhouse import ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS, TRADES, Table
+from schemas.events import BookDelta, BookFull, PriceQty, QualityEvent, Ticker, Trade
+
+Batch = dict[str, list[Any]]
+Row = tuple[Any, ...]
+
+
+def _ms(exchange_ms: int | None, recv_ns: int) -> int:
+    return exchange_ms if exchange_ms is not None else recv_ns // 1_000_000
+
+
+def _prices(levels: Sequence[PriceQty]) -> list[str]:
+    return [level[0] for level in levels]
+
+
+def _quantities(levels: Sequence[PriceQty]) -> list[str]:
+    return [level[1] for level in levels]
+
+
+def _delta_row(d: BookDelta) -> Row:
+    return (
+        d.venue, d.symbol, _ms(d.exchange_ms, d.recv_ns), d.update_id, d.first_update_id, d.prev_update_id,
+        _prices(d.bid_updates), _quantities(d.bid_updates), _prices(d.ask_updates), _quantities(d.ask_updates),
+        d.recv_ns,
+    )
+
+
+def _full_row(b: BookFull) -> Row:
+    top_bids, top_asks = b.bids[:TOP_LEVELS], b.asks[:TOP_LEVELS]
+    return (
+        b.venue, b.symbol, _ms(b.exchange_ms, b.recv_ns), b.last_update_id or 0, b.update_type,
+        b.first_update_id, b.prev_update_id, b.sequence_id,
+        _prices(top_bids), _quantities(top_bids), _prices(top_asks), _quantities(top_asks),
+        _prices(b.bids), _quantities(b.bids), _prices(b.asks), _quantities(b.asks),
+        _prices(b.deep_bids), _quantities(b.deep_bids), _prices(b.deep_asks), _quantities(b.deep_asks),
+        b.deep_age_ms, len(b.bids) + len(b.asks) + len(b.deep_bids) + len(b.deep_asks),
+        b.checksum, b.is_valid, list(b.validation_errors), b.recv_ns,
+    )
+
+
+def _trade_row(t: Trade) -> Row:
+    return (t.venue, t.symbol, _ms(t.exchange_ms, t.recv_ns), t.trade_id, t.price, t.quantity, t.side, t.recv_ns)
+
+
+def _ticker_row(t: Ticker) -> Row:
+    return (
+        t.venue, t.symbol, _ms(t.exchange_ms, t.recv_ns), t.recv_ns, t.update_id,
+        t.best_bid_price, t.best_bid_quantity, t.best_ask_price, t.best_ask_quantity, t.last_price,
+    )
+
+
+def _quality_row(q: QualityEvent) -> Row:
+    return (q.venue, q.symbol or "", q.recv_ns, q.kind, q.detail, q.update_id)
+
+
+_ROWS: dict[type, tuple[Table, Callable[[Any], Row]]] = {
+    BookDelta: (ORDERBOOK_DELTAS, _delta_row),
+    BookFull: (ORDERBOOK_FULL_DEPTH, _full_row),
+    Trade: (TRADES, _trade_row),
+    Ticker: (TICKERS, _ticker_row),
+    QualityEvent: (QUALITY_EVENTS, _quality_row),
+}
+
+
+def table_of(event: object) -> Table | None:
+    """The table an event is stored in; None for what is not stored (resync requests...)."""
+    entry = _ROWS.get(type(event))
+    return entry[0] if entry else None
+
+
+def new_batch(table: Table) -> Batch:
+    return {name: [] for name in table.column_names}
+
+
+def add_event(batches: dict[str, Batch], event: object) -> str | None:
+    """Append one event to its table's batch (created on first use); the table's name, or None."""
+    entry = _ROWS.get(type(event))
+    if entry is None:
+        return None
+    table, to_row = entry
+    batch = batches.get(table.name)
+    if batch is None:
+        batch = batches[table.name] = new_batch(table)
+    for column, value in zip(batch.values(), to_row(event)):
+        column.append(value)
+    return table.name
+
+
+def to_batches(events: Iterable[object]) -> dict[str, Batch]:
+    """Columnar batches per table for a list of events (what is not stored is skipped)."""
+    batches: dict[str, Batch] = {}
+    for event in events:
+        add_event(batches, event)
+    return batches
+
+
+def batch_len(batch: Batch) -> int:
+    return len(next(iter(batch.values()))) if batch else 0
+
+
+def batch_token(table: str, batch: Batch) -> str:
+    """A deterministic `insert_deduplication_token`: the table and its rows' identities.
+
+    Rows are identified by the sorting key, so two batches with the same token hold the
+    same rows, and a retried or replayed batch is recognised whoever cut it.
+    """
+    keys = [batch[name] for name in TABLES[table].order_by]
+    digest = hashlib.blake2b(orjson.dumps(keys), digest_size=16).hexdigest()
+    return f"{table}:{batch_len(batch)}:{digest}"
+
+
+# ---- reading back ----
+
+
+def _select_expression(column_type: str, name: str) -> str:
+    if column_type.startswith("DateTime64(3"):
+        return f"toUnixTimestamp64Milli({name})"
+    if column_type.startswith("DateTime64(9"):
+        return f"toUnixTimestamp64Nano({name})"
+    return name
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def select_sql(
+    table: Table,
+    database: str,
+    exchange: str,
+    symbol: str,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    newest_first: bool = False,
+    limit: int | None = None,
+) -> str:
+    """Rows of one book (or one venue's symbol-less quality events: symbol ""), `FINAL` so
+    each event is seen once, in key order, times in [since_ms, until_ms]."""
+    columns = ", ".join(_select_expression(c.type, c.name) for c in table.columns)
+    time_type = next(c.type for c in table.columns if c.name == table.time_column)
+    from_ms = "fromUnixTimestamp64Milli" if time_type.startswith("DateTime64(3") else "fromUnixTimestamp64Nano"
+    scale = 1 if from_ms.endswith("Milli") else 1_000_000
+    where = [f"exchange_name = {_quote(exchange)}", f"symbol_name = {_quote(symbol)}"]
+    if since_ms is not None:
+        where.append(f"{table.time_column} >= {from_ms}(toInt64({int(since_ms) * scale}), 'UTC')")
+    if until_ms is not None:
+        where.append(f"{table.time_column} <= {from_ms}(toInt64({int(until_ms) * scale + scale - 1}), 'UTC')")
+    direction = " DESC" if newest_first else ""
+    order = ", ".join(f"{name}{direction}" for name in table.order_by)
+    sql = f"SELECT {columns} FROM {database}.{table.name} FINAL WHERE {' AND '.join(where)} ORDER BY {order}"
+    return sql + (f" LIMIT {int(limit)}" if limit is not None else "")
+
+
+def _levels(r: dict[str, Any], prefix: str) -> list[PriceQty]:
+    return [[price, quantity] for price, quantity in zip(r[f"{prefix}_prices"], r[f"{prefix}_quantities"])]
+
+
+def _delta(r: dict[str, Any]) -> BookDelta:
+    return BookDelta(
+        r["exchange_name"], r["symbol_name"], r["update_id"], r["prev_update_id"], r["first_update_id"],
+        _levels(r, "bid"), _levels(r, "ask"), r["timestamp"], r["collected_at"],  # type: ignore[arg-type]
+    )
+
+
+def _full(r: dict[str, Any]) -> BookFull:
+    return BookFull(
+        venue=r["exchange_name"], symbol=r["symbol_name"], update_type=r["update_type"],
+        last_update_id=r["last_update_id"] or None, first_update_id=r["first_update_id"],
+        prev_update_id=r["prev_update_id"], sequence_id=r["sequence_id"],
+        bids=_levels(r, "bid"), asks=_levels(r, "ask"), checksum=r["checksum"], is_valid=bool(r["is_valid"]),
+        validation_errors=list(r["validation_errors"]), exchange_ms=r["timestamp"], recv_ns=r["collected_at"],
+        deep_bids=_levels(r, "deep_bid"), deep_asks=_levels(r, "deep_ask"), deep_age_ms=r["deep_age_ms"],
+    )
+
+
+def _trade(r: dict[str, Any]) -> Trade:
+    return Trade(
+        r["exchange_name"], r["symbol_name"], r["trade_id"], r["price"], r["quantity"], r["side"],
+        r["timestamp"], r["collected_at"],
+    )
+
+
+def _ticker(r: dict[str, Any]) -> Ticker:
+    return Ticker(
+        r["exchange_name"], r["symbol_name"], r["update_id"], r["best_bid_price"], r["best_bid_quantity"],
+        r["best_ask_price"], r["best_ask_quantity"], r["last_price"], r["timestamp"], r["collected_at"],
+    )
+
+
+def _quality(r: dict[str, Any]) -> QualityEvent:
+    return QualityEvent(
+        r["exchange_name"], r["symbol_name"] or None, r["kind"], r["detail"], r["update_id"], r["collected_at"]
+    )
+
+
+_EVENTS: dict[str, Callable[[dict[str, Any]], object]] = {
+    ORDERBOOK_DELTAS.name: _delta,
+    ORDERBOOK_FULL_DEPTH.name: _full,
+    TRADES.name: _trade,
+    TICKERS.name: _ticker,
+    QUALITY_EVENTS.name: _quality,
+}
+
+
+def events_from_rows(table: Table, rows: Iterable[Row]) -> list[object]:
+    """Rows selected by `select_sql` back into events. Not restored: a delta's top of book
+    (the full book and the deltas rebuild it), levels' fields past price and quantity, and
+    an exchange time the venue did not send (it reads back as the receive time)."""
+    build, names = _EVENTS[table.name], table.column_names
+    return [build(dict(zip(names, row))) for row in rows]
