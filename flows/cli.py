@@ -132,6 +132,32 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from connectors.book_reader import book_at_time
+    from connectors.clickhouse_backend import open_backend
+    from schemas.clickhouse import ClickHouseSettings
+
+    moment = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    settings = ClickHouseSettings()
+    backend = open_backend(settings)
+    try:
+        book, update_id = book_at_time(backend, settings.database, args.venue, args.symbol, int(moment.timestamp() * 1000))
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        backend.close()
+    print(f"{args.venue}:{args.symbol} at {moment.isoformat()}: update id {update_id}")
+    print(f"{'bid qty':>18} {'bid':>16} | {'ask':<16} {'ask qty':<18}")
+    for bid, ask in zip(book.bids.top(args.levels), book.asks.top(args.levels)):
+        print(f"{bid[1]:>18} {bid[0]:>16} | {ask[0]:<16} {ask[1]:<18}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketprism", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -176,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
     collect.add_argument("-v", "--verbose", action="store_true", help="log connections, snapshots, resyncs")
     collect.set_defaults(run=_collect)
+
+    book = commands.add_parser("book", help="rebuild a stored book at a moment (ClickHouse or embedded chDB)")
+    book.add_argument("--venue", required=True)
+    book.add_argument("--symbol", required=True)
+    book.add_argument("--at", required=True, help="ISO-8601 time, e.g. 2026-11-24T03:00:00Z")
+    book.add_argument("--levels", type=int, default=10)
+    book.set_defaults(run=_book)
 
     demo = commands.add_parser("demo", help="generate a small recording and replay it")
     demo.add_argument("--out-dir", type=Path, default=Path("data/demo"))

@@ -19,6 +19,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from connectors.binance import BinanceEndpoints, BinanceFeed, weight_budget
+from connectors.clickhouse import ClickHouseSink
 from connectors.control import ControlBus, ControlBusSink, InProcessControlBus, NatsControlBus
 from connectors.files import JsonDocumentSink
 from connectors.live_source import Feed, LiveSource
@@ -32,6 +33,8 @@ from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, repor
 from operators.report import ReportBuilder
 from operators.routing import publications
 from operators.sync_base import SyncSettings
+from schemas.clickhouse import ClickHouseSettings
+from schemas.clickhouse_rows import table_of
 from schemas.events import QualityEvent, ResyncRequest
 from schemas.settings import CollectSettings
 from schemas.streams import StreamSettings
@@ -97,6 +100,13 @@ def build_flow(
     report = op.fold_final("summary", summary_items, ReportBuilder, report_fold)
     op.output("summary_out", op.map_value("render", report, ReportBuilder.render), JsonDocumentSink(None, summary))
 
+    if "clickhouse" in settings.sinks:
+        storage = ClickHouseSettings()
+        if "embedded_path" not in storage.model_fields_set:
+            storage = storage.model_copy(update={"embedded_path": settings.data_dir / "clickhouse"})
+        stored = op.filter("storable", op.merge("to_store", events, unkeyed_rejects), lambda e: table_of(e) is not None)
+        sink = ClickHouseSink(storage, settings.data_dir / "spill" / "clickhouse")
+        op.output("clickhouse", op.key_on("store_key", stored, lambda _: "clickhouse"), sink)
     if "nats" in settings.sinks:
         if nats_url is None:
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")

@@ -54,7 +54,9 @@ class CollectSettings(BaseSettings):
     nats_url: str | None = Field(default=None, description="None: start an embedded nats-server")
     data_dir: Path = Field(default=Path("data"), description="embedded NATS store, spill files, recordings")
     sinks: Annotated[list[str], NoDecode] = Field(
-        default=["nats", "recorder"], description="nats, recorder (raw .jsonl.zst under <data_dir>/recordings)"
+        default=["nats", "recorder", "clickhouse"],
+        description="nats, recorder (raw .jsonl.zst under <data_dir>/recordings), clickhouse (embedded chDB "
+        "under <data_dir>/clickhouse unless MARKETPRISM_CLICKHOUSE_URL is set)",
     )
     run_seconds: float | None = Field(default=None, gt=0, description="stop after this long; None runs forever")
     status_interval_s: float = Field(default=2.0, gt=0)

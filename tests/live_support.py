@@ -22,7 +22,7 @@ def collect_from(simulator: SimulatorThread, nats_url: str, data_dir: Path, seco
     settings = CollectSettings(
         binance_rest_url=simulator.binance_url, binance_ws_url=simulator.binance_ws_url,
         okx_rest_url=simulator.okx_url, okx_ws_url=simulator.okx_ws_url,
-        nats_url=nats_url, data_dir=data_dir, run_seconds=seconds, **overrides,
+        nats_url=nats_url, data_dir=data_dir, run_seconds=seconds, **{"sinks": ["nats", "recorder"], **overrides},
     )
     summary: list[dict] = []
     run_main(build_flow(settings, nats_url, summary=summary))
