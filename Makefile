@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	bash deploy/clickhouse/provision-test-server.sh
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
