@@ -159,6 +159,8 @@ class OkxBookSync(SyncMachine):
             update_type, self.seq_id, None, self.prev_seq_id, self.seq_id, self.checksum, self._exchange_ms, msg.recv_ns,
             depth=depth,
         )
+        full.kept_bids = self.book.bids.wires[depth:]
+        full.kept_asks = self.book.asks.wires[depth:]
         deep = self._deep
         if deep is not None:
             room = self.settings.depth - depth

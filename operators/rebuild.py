@@ -21,8 +21,10 @@ def rebuild(full: BookFull, deltas: Iterable[BookDelta], until_id: int | None = 
     """The book of `full` moved forward by the deltas that follow it (up to `until_id`);
     returns the book and the update id it is at."""
     book = OrderBook()
-    book.bids.replace(parse_side([list(level[:2]) for level in full.bids], "bids", True), None)
-    book.asks.replace(parse_side([list(level[:2]) for level in full.asks], "asks", False), None)
+    bids = [list(level[:2]) for level in [*full.bids, *full.kept_bids]]
+    asks = [list(level[:2]) for level in [*full.asks, *full.kept_asks]]
+    book.bids.replace(parse_side(bids, "bids", True), None)
+    book.asks.replace(parse_side(asks, "asks", False), None)
     at = full.last_update_id
     for delta in deltas:
         if at is not None and delta.update_id <= at:

@@ -140,6 +140,10 @@ ORDERBOOK_FULL_DEPTH = Table(
         Column("is_valid", "Bool"),
         Column("validation_errors", "Array(String)"),
         Column("collected_at", RECEIVED),
+        # OKX: levels the engine keeps past the 400-level window (not published), so a
+        # book rebuilt from storage matches the live one to the window's edge.
+        *_book_side_columns("kept_", "bid", LEVELS_TEXT),
+        *_book_side_columns("kept_", "ask", LEVELS_TEXT),
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "last_update_id"),
     time_column="timestamp",
@@ -218,6 +222,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "order book deltas, full-depth books, trades, tickers, quality events",
         tuple(t.create_sql("{db}") for t in TABLES.values()),
+    ),
+    Migration(
+        2,
+        "orderbook_full_depth: OKX levels kept past the live window",
+        tuple(
+            f"ALTER TABLE {{db}}.orderbook_full_depth ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+            for column in ORDERBOOK_FULL_DEPTH.columns
+            if column.name.startswith("kept_")
+        ),
     ),
 )
 

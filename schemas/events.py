@@ -44,6 +44,9 @@ class BookFull:
     deep_bids: list[PriceQty] = field(default_factory=list)
     deep_asks: list[PriceQty] = field(default_factory=list)
     deep_age_ms: int | None = None
+    # OKX: levels kept past the live window; stored for exact rebuilds, never published.
+    kept_bids: list[PriceQty] = field(default_factory=list)
+    kept_asks: list[PriceQty] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -61,7 +61,8 @@ def as_stored(event: object) -> object:
                        top_bids=[], top_asks=[], exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     if isinstance(event, BookFull):
         return replace(event, bids=pq(event.bids), asks=pq(event.asks), deep_bids=pq(event.deep_bids),
-                       deep_asks=pq(event.deep_asks), exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
+                       deep_asks=pq(event.deep_asks), kept_bids=pq(event.kept_bids), kept_asks=pq(event.kept_asks),
+                       exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     if isinstance(event, (Trade, Ticker)):
         return replace(event, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     return event

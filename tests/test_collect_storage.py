@@ -55,10 +55,7 @@ def test_book_rebuilt_from_storage_equals_the_truth_at_stored_ids(stored, venue:
         full = max((f for f in fulls if f.last_update_id <= update_id), key=lambda f: f.last_update_id)
         book, at = rebuild(full, deltas, until_id=update_id)
         assert at == update_id
-        # OKX maintains 400 levels; a level that drops out and comes back unchanged is not
-        # sent again, and a stored full book keeps only the 400, so near that edge a rebuilt
-        # book can miss such a level. The best 350 are exact (see the closing note).
-        depth = 350 if venue == "okx" else 1000
+        depth = 400 if venue == "okx" else 1000  # OKX: the whole live window
         true_bids, true_asks = truth.book_at(update_id, depth=depth)
         assert [tuple(level[:2]) for level in book.bids.top(depth)] == list(true_bids)
         assert [tuple(level[:2]) for level in book.asks.top(depth)] == list(true_asks)
