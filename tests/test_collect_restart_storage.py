@@ -1,8 +1,9 @@
-"""Kill -9 the collector mid-run, start it again: no delta is stored twice in ClickHouse.
+"""Kill -9 the collector mid-run, start it again: every delta is stored once in ClickHouse.
 
 What the first run had flushed (batches go out by size, or every `batch_age_s`) survives
-the kill; what it still held in memory is lost with the process, and the second run
-resyncs from a fresh snapshot. The test counts every stored delta per book.
+the kill, as one unbroken chain; what it still held in memory (at most `batch_age_s`)
+goes with the process, and the second run resyncs from a fresh snapshot. The test counts
+every stored delta per book.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ s = session.Session(sys.argv[1])
 rows = s.query(
     "SELECT exchange_name, count(), uniqExact(update_id), min(update_id), max(update_id) "
     "FROM marketprism.orderbook_deltas GROUP BY exchange_name ORDER BY exchange_name", "JSONCompact")
-print(json.dumps(json.loads(str(rows))["data"]))
+chains = s.query(
+    "SELECT exchange_name, update_id, prev_update_id FROM marketprism.orderbook_deltas FINAL "
+    "ORDER BY exchange_name, update_id", "JSONCompact")
+print(json.dumps([json.loads(str(rows))["data"], json.loads(str(chains))["data"]]))
 """
 
 
@@ -61,10 +65,17 @@ def test_restart_after_kill_stores_every_flushed_delta_once(tmp_path: Path) -> N
 
     counted = subprocess.run([sys.executable, "-c", COUNT_SQL, str(tmp_path / "clickhouse")], cwd=REPO,
                              check=True, capture_output=True, text=True, timeout=120)
-    per_venue = {row[0]: row[1:] for row in json.loads(counted.stdout)}
+    totals, chains = json.loads(counted.stdout)
+    per_venue = {row[0]: row[1:] for row in totals}
     assert sorted(per_venue) == ["binance", "okx"]
     for venue, (rows, distinct, lowest, highest) in per_venue.items():
         assert rows == distinct, f"{venue}: {rows - distinct} deltas stored twice"
         assert rows >= 100, (venue, rows)
     binance_low, binance_high = per_venue["binance"][2], per_venue["binance"][3]
     assert binance_low < killed_at < binance_high  # both runs' deltas are there
+    # Each run's deltas form one unbroken chain: what the first run flushed before the kill
+    # is all there, then the second run starts again from its own snapshot.
+    for venue in ("binance", "okx"):
+        ids = [(int(u), None if p is None else int(p)) for v, u, p in chains if v == venue]
+        breaks = sum(prev != earlier for (earlier, _), (_, prev) in zip(ids, ids[1:]))
+        assert breaks == 1, (venue, breaks)
