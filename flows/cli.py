@@ -135,7 +135,7 @@ def _collect(args: argparse.Namespace) -> int:
 def _book(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from connectors.book_reader import book_at_time
+    from flows.book_reader import book_at_time
     from connectors.clickhouse_backend import open_backend
     from schemas.clickhouse import ClickHouseSettings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.book_reader import book_at_time
+from flows.book_reader import book_at_time
 from connectors.clickhouse_backend import ChdbBackend, read_events
 from connectors.nats_server import EmbeddedNatsServer
 from operators.rebuild import rebuild

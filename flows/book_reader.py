@@ -1,4 +1,6 @@
-"""Reading a book back from ClickHouse at a moment: nearest full book plus the deltas after it."""
+"""Reading a book back from ClickHouse at a moment: nearest full book plus the deltas after it.
+
+In flows/ because it joins storage I/O (connectors) with the rebuild logic (operators)."""
 
 from __future__ import annotations
 
