@@ -27,6 +27,7 @@ import websockets
 from connectors.control import ControlBus
 from connectors.limits import BackoffDelays, WindowBudget
 from connectors.live_source import Emit
+from connectors.metrics import CONNECTION_FAILURES, CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
 from schemas.raw import RawEvent
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class BinanceFeed:
             requests_waiting = self.control.take(self.key)
             if requests_waiting:
                 log.info("%s: resync requested (%s); fetching a snapshot", self.key, requests_waiting[-1].reason)
+                RESYNC_REQUESTS.labels(self.key).inc()
                 self._snapshot_wanted.set()
             await asyncio.sleep(CONTROL_POLL_S)
 
@@ -107,6 +109,7 @@ class BinanceFeed:
             except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
                 delay = backoff.next()
                 log.warning("%s: websocket failed (%s); reconnecting in %.1f s", self.key, exc, delay)
+                CONNECTION_FAILURES.labels(self.key).inc()
                 await asyncio.sleep(delay)
 
     async def _serve(self, emit: Emit, delivered: asyncio.Event | None) -> None:
@@ -117,6 +120,7 @@ class BinanceFeed:
         successor_delivered = asyncio.Event()
         async with websockets.connect(self.ws_url, max_size=2**24, ping_interval=None, open_timeout=10) as ws:
             log.info("%s: connected (%s)", self.key, conn)
+            CONNECTIONS.labels(self.key).inc()
             opened = time.monotonic()
             async for text in ws:
                 emit(RawEvent(time.time_ns(), self.venue, conn, "ws", None, self.ws_url, str(text)))
@@ -150,6 +154,7 @@ class BinanceFeed:
             response = await asyncio.to_thread(self._session.get, self.snapshot_url, timeout=10)
         except requests.RequestException as exc:
             log.warning("%s: snapshot request failed: %s", self.key, exc)
+            REST_FAILURES.labels(self.key, "error").inc()
             return False
         used = response.headers.get("x-mbx-used-weight-1m")
         if used and used.isdigit():
@@ -157,10 +162,12 @@ class BinanceFeed:
         if response.status_code in (418, 429):
             retry_after = float(response.headers.get("Retry-After", "60"))
             log.warning("%s: snapshot refused with %d; all snapshots wait %.0f s", self.key, response.status_code, retry_after)
+            REST_FAILURES.labels(self.key, str(response.status_code)).inc()
             self.weights.block_for(retry_after)
             return False
         if response.status_code != 200:
             log.warning("%s: snapshot answered HTTP %d", self.key, response.status_code)
+            REST_FAILURES.labels(self.key, str(response.status_code)).inc()
             return False
         emit(RawEvent(time.time_ns(), self.venue, f"{self.key}#rest", "rest", self.symbol, self.snapshot_url, response.text))
         log.info("%s: snapshot received (%d bytes)", self.key, len(response.content))

@@ -25,6 +25,7 @@ import websockets
 from connectors.control import ControlBus
 from connectors.limits import BackoffDelays, WindowBudget
 from connectors.live_source import Emit
+from connectors.metrics import CONNECTION_FAILURES, CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
 from schemas.raw import RawEvent
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class OkxFeed:
             except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
                 delay = backoff.next()
                 log.warning("%s: websocket failed (%s); reconnecting in %.1f s", self.key, exc, delay)
+                CONNECTION_FAILURES.labels(self.key).inc()
                 await asyncio.sleep(delay)
 
     async def _serve(self, emit: Emit) -> None:
@@ -103,6 +105,7 @@ class OkxFeed:
         conn = f"{self.key}#{self._connections}"
         async with websockets.connect(self.ws_url, max_size=2**24, ping_interval=None, open_timeout=10) as ws:
             log.info("%s: connected (%s)", self.key, conn)
+            CONNECTIONS.labels(self.key).inc()
             await ws.send(self._op("subscribe", ("books", "trades", "tickers")))
             self._last_heard = last_check = time.monotonic()
             while True:
@@ -120,6 +123,7 @@ class OkxFeed:
         """Quiet moments: answer resync requests and keep the connection alive."""
         if self.control.take(self.key):
             log.info("%s: resync requested; re-subscribing books for a fresh snapshot", self.key)
+            RESYNC_REQUESTS.labels(self.key).inc()
             await ws.send(self._op("unsubscribe", ("books",)))
             await ws.send(self._op("subscribe", ("books",)))
         if time.monotonic() - self._last_heard > self.ping_after_s:
@@ -138,8 +142,10 @@ class OkxFeed:
                                   response.text))
                 else:
                     log.warning("%s: books-full answered HTTP %d", self.key, response.status_code)
+                    REST_FAILURES.labels(self.key, str(response.status_code)).inc()
                     if response.status_code == 429:
                         self.deep_requests.block_for(2.0)
             except requests.RequestException as exc:
                 log.warning("%s: books-full request failed: %s", self.key, exc)
+                REST_FAILURES.labels(self.key, "error").inc()
             await asyncio.sleep(max(0.0, self.deep_interval_s - (time.monotonic() - started)))

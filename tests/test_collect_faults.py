@@ -117,3 +117,19 @@ def test_snapshots_and_deltas_rebuild_the_truth(run) -> None:
             checked += 1
         assert reloads >= 1 + _count(venue, symbol, NEW_CHAIN[venue])
         assert checked >= 8 * (SECONDS - 10)
+
+
+def test_source_failures_are_counted_per_book(run) -> None:
+    """Refused snapshots and dropped connections are counted (Prometheus), book by book."""
+    from prometheus_client import REGISTRY
+
+    def counted(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(f"marketprism_{name}_total", labels) or 0.0
+
+    assert counted("rest_failures", book="binance:BTC-USDT", outcome="500") >= 1  # fail_snapshot
+    assert counted("rest_failures", book="binance:ETH-USDT", outcome="429") >= 1  # limit_snapshot
+    assert counted("rest_failures", book="okx:ETH-USDT", outcome="500") >= 1  # books-full failed
+    for book in ("binance:BTC-USDT", "binance:ETH-USDT", "okx:ETH-USDT"):  # disconnect / cut_frame
+        assert counted("connection_failures", book=book) >= 1, book
+        assert counted("connections", book=book) >= 2, book
+    assert counted("resync_requests_received", book="okx:BTC-USDT") >= 2  # drop, bad_checksum

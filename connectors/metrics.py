@@ -1,0 +1,20 @@
+"""Counters of what the exchange connections went through, per book, for Prometheus.
+
+Every failure path of a source logs a line naming the book and counts it here; Bytewax
+serves these next to its own metrics (and `prometheus_client` can serve them alone).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+CONNECTION_FAILURES = Counter(
+    "marketprism_connection_failures", "Websocket connections that failed or dropped, per book", ["book"]
+)
+CONNECTIONS = Counter("marketprism_connections", "Websocket connections opened, per book", ["book"])
+REST_FAILURES = Counter(
+    "marketprism_rest_failures",
+    "REST snapshot / books-full requests that failed, per book and outcome (HTTP status or 'error')",
+    ["book", "outcome"],
+)
+RESYNC_REQUESTS = Counter("marketprism_resync_requests_received", "Resync requests a source acted on", ["book"])
