@@ -17,7 +17,6 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,33 +24,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema  # noqa: E402
-from connectors.recording import read_recording  # noqa: E402
-from operators.book_sync import BookSync  # noqa: E402
-from operators.decode import decode  # noqa: E402
-from operators.sync_base import SyncSettings  # noqa: E402
-from operators.wire import Ignored  # noqa: E402
+from flows.offline import sync_messages  # noqa: E402
 from schemas.clickhouse import TABLES  # noqa: E402
 from schemas.clickhouse_rows import batch_token, to_batches  # noqa: E402
-from schemas.raw import RawEvent  # noqa: E402
 from sim.recording import generate_recording  # noqa: E402
 
 DATABASE = "storage_bench"
 BATCH_EVENTS = 10_000
-
-
-def _events(recording: Path) -> Iterator[tuple[RawEvent, list[object]]]:
-    books: dict[str, BookSync] = {}
-    for raw in read_recording(recording):
-        if not isinstance(raw, RawEvent):
-            continue
-        decoded = decode(raw)
-        produced: list[object] = []
-        if not isinstance(decoded, Ignored):
-            for key, msg in decoded:
-                if key is not None:
-                    sync = books.get(key) or books.setdefault(key, BookSync(key, SyncSettings()))
-                    produced.extend(sync.handle(msg))
-        yield raw, produced
 
 
 def main() -> None:
@@ -64,7 +43,7 @@ def main() -> None:
         backend = ChdbBackend(Path(tmp) / "clickhouse")
         ensure_schema(backend, DATABASE, {})
         raw_bytes, pending, rows, insert_s = 0, [], 0, 0.0
-        for raw, produced in _events(recording):
+        for raw, produced in sync_messages([recording]):
             raw_bytes += len(raw.data.encode())
             pending.extend(produced)
             if len(pending) >= BATCH_EVENTS:

@@ -35,7 +35,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,11 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema  # noqa: E402
-from connectors.recording import merge_recordings  # noqa: E402
-from operators.book_sync import BookSync  # noqa: E402
-from operators.decode import decode  # noqa: E402
-from operators.sync_base import SyncSettings  # noqa: E402
-from operators.wire import Ignored  # noqa: E402
+from flows.offline import recording_events  # noqa: E402
 from schemas.clickhouse import TABLES, Column, Table  # noqa: E402
 from schemas.clickhouse_rows import batch_token, to_batches  # noqa: E402
 from sim.recording import generate_recording  # noqa: E402
@@ -56,19 +51,6 @@ DB = "bench"
 NUMBER_CODECS = ("LZ4", "ZSTD(1)", "Delta, ZSTD(1)", "DoubleDelta, ZSTD(1)", "DoubleDelta", "Gorilla, ZSTD(1)", "T64, ZSTD(1)")
 TEXT_CODECS = ("LZ4", "ZSTD(1)", "ZSTD(3)", "ZSTD(9)", "ZSTD(15)")
 PRICE_COLUMNS = ("price", "quantity", "bid_prices", "bid_quantities")  # also measured as numbers
-
-
-def events(path: Path) -> Iterator[object]:
-    """The normalized events of a recording, as book_sync emits them."""
-    books: dict[str, BookSync] = {}
-    for raw in merge_recordings([path]):
-        decoded = decode(raw)  # type: ignore[arg-type]
-        if isinstance(decoded, Ignored):
-            continue
-        for key, msg in decoded:
-            if key is not None:
-                book = books.get(key) or books.setdefault(key, BookSync(key, SyncSettings()))
-                yield from book.handle(msg)
 
 
 def base_type(column: Column) -> str:
@@ -161,7 +143,7 @@ def main() -> None:
         recording = work / "recording.jsonl.zst"
         started = time.perf_counter()
         generate_recording(recording, seconds=args.seconds, seed=args.seed)
-        batches = to_batches(events(recording))
+        batches = to_batches(recording_events([recording]))
         backend = ChdbBackend(work / "chdb")
         ensure_schema(backend, DB, {})
         for name, batch in batches.items():

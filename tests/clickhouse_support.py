@@ -21,11 +21,7 @@ import pytest
 from clickhouse_driver import Client
 
 from connectors.nats_server import free_loopback_port
-from connectors.recording import merge_recordings
-from operators.book_sync import BookSync
-from operators.decode import decode
-from operators.sync_base import SyncSettings
-from operators.wire import Ignored
+from flows.offline import recording_events
 from schemas.clickhouse import Table
 from schemas.events import BookDelta, BookFull, Ticker, Trade
 from sim.faults import FaultPlan
@@ -70,17 +66,7 @@ def as_stored(event: object) -> object:
 
 def replay(path: Path) -> list[object]:
     """The normalized events of a recording, as book_sync emits them."""
-    books: dict[str, BookSync] = {}
-    out: list[object] = []
-    for raw in merge_recordings([path]):
-        decoded = decode(raw)  # type: ignore[arg-type]
-        if isinstance(decoded, Ignored):
-            continue
-        for key, msg in decoded:
-            if key is not None:
-                book = books.get(key) or books.setdefault(key, BookSync(key, SyncSettings()))
-                out.extend(book.handle(msg))
-    return out
+    return list(recording_events([path]))
 
 
 @cache
