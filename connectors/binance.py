@@ -26,8 +26,8 @@ import websockets
 
 from connectors.control import ControlBus
 from connectors.limits import BackoffDelays, WindowBudget
-from connectors.live_source import Emit
-from connectors.metrics import CONNECTION_FAILURES, CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
+from connectors.live_source import Emit, reconnect_forever
+from connectors.metrics import CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
 from schemas.raw import RawEvent
 
 log = logging.getLogger(__name__)
@@ -101,16 +101,7 @@ class BinanceFeed:
             await asyncio.sleep(CONTROL_POLL_S)
 
     async def _connect_forever(self, emit: Emit, stop: asyncio.Event) -> None:
-        backoff = BackoffDelays()
-        while not stop.is_set():
-            try:
-                await self._serve(emit, delivered=None)
-                backoff.reset()
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
-                delay = backoff.next()
-                log.warning("%s: websocket failed (%s); reconnecting in %.1f s", self.key, exc, delay)
-                CONNECTION_FAILURES.labels(self.key).inc()
-                await asyncio.sleep(delay)
+        await reconnect_forever(self.key, lambda: self._serve(emit, delivered=None), stop)
 
     async def _serve(self, emit: Emit, delivered: asyncio.Event | None) -> None:
         """Read one connection until it ends; hand over to a successor before it must end."""

@@ -17,11 +17,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+import websockets
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from connectors.limits import BackoffDelays
+from connectors.metrics import CONNECTION_FAILURES
 
 from schemas.raw import RawEvent
 
@@ -39,6 +43,28 @@ class Feed(Protocol):
     key: str
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None: ...
+
+
+async def reconnect_forever(
+    key: str,
+    serve: Callable[[], Awaitable[None]],
+    stop: asyncio.Event,
+    before_attempt: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run one connection after another until `stop`: a failure is logged with its book,
+    counted, and followed by a capped, jittered back-off."""
+    backoff = BackoffDelays()
+    while not stop.is_set():
+        if before_attempt is not None:
+            await before_attempt()
+        try:
+            await serve()
+            backoff.reset()
+        except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
+            delay = backoff.next()
+            log.warning("%s: websocket failed (%s); reconnecting in %.1f s", key, exc, delay)
+            CONNECTION_FAILURES.labels(key).inc()
+            await asyncio.sleep(delay)
 
 
 class _FeedPartition(StatefulSourcePartition[RawEvent, None]):

@@ -23,9 +23,9 @@ import requests
 import websockets
 
 from connectors.control import ControlBus
-from connectors.limits import BackoffDelays, WindowBudget
-from connectors.live_source import Emit
-from connectors.metrics import CONNECTION_FAILURES, CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
+from connectors.limits import WindowBudget
+from connectors.live_source import Emit, reconnect_forever
+from connectors.metrics import CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
 from schemas.raw import RawEvent
 
 log = logging.getLogger(__name__)
@@ -88,17 +88,7 @@ class OkxFeed:
         self._session.close()
 
     async def _connect_forever(self, emit: Emit, stop: asyncio.Event) -> None:
-        backoff = BackoffDelays()
-        while not stop.is_set():
-            await self.connects.acquire(1)
-            try:
-                await self._serve(emit)
-                backoff.reset()
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError) as exc:
-                delay = backoff.next()
-                log.warning("%s: websocket failed (%s); reconnecting in %.1f s", self.key, exc, delay)
-                CONNECTION_FAILURES.labels(self.key).inc()
-                await asyncio.sleep(delay)
+        await reconnect_forever(self.key, lambda: self._serve(emit), stop, lambda: self.connects.acquire(1))
 
     async def _serve(self, emit: Emit) -> None:
         self._connections += 1
