@@ -18,8 +18,13 @@ UpdateType = Literal["snapshot", "update", "delta", "full_refresh"]
 
 # Kinds of quality events, one per thing that can go wrong with a book or its input.
 QualityKind = Literal[
-    "gap", "checksum_failure", "checksum_unverified", "crossed", "rejected", "stale_snapshot", "resync", "buffer_overflow"
+    "gap", "checksum_failure", "checksum_unverified", "crossed", "rejected", "stale_snapshot", "resync", "buffer_overflow",
+    "audit_mismatch", "missing_seq_id", "silent", "sync_timeout", "in_sync", "out_of_sync",
 ]
+# What a source is asked to do for a book, from the gentlest to the most thorough: fetch a
+# REST snapshot (Binance; for OKX the same as resubscribe), re-subscribe the book's channels
+# (a new OKX snapshot), or drop the connection and open a new one.
+SourceAction = Literal["snapshot", "resubscribe", "reconnect"]
 
 
 @dataclass(slots=True)
@@ -108,12 +113,14 @@ class QualityEvent:
 
 @dataclass(slots=True)
 class ResyncRequest:
-    """Asks the source of `venue:symbol` for a fresh snapshot (leaves through the control bus)."""
+    """Asks the source of `venue:symbol` to act (leaves through the control bus): by default a
+    fresh snapshot; the watchdog escalates to a new subscription, then a new connection."""
 
     venue: str
     symbol: str
     reason: str
     recv_ns: int
+    action: SourceAction = "snapshot"
 
 
 @dataclass(slots=True)

@@ -109,8 +109,8 @@ class QualityEventModel(BaseModel):
     symbol_name: str | None
     kind: Literal[
         "gap", "checksum_failure", "checksum_unverified", "crossed", "rejected", "stale_snapshot", "resync",
-        "buffer_overflow",
-    ]
+        "buffer_overflow", "audit_mismatch", "missing_seq_id", "silent", "sync_timeout", "in_sync", "out_of_sync",
+    ] = Field(description="in_sync / out_of_sync: the book's state changed, `detail` says why")
     detail: str
     update_id: int | None
     collected_at: datetime

@@ -19,7 +19,9 @@ GiB = 1024**3
 MiB = 1024**2
 HOUR_S = 3600
 
-SubjectKind = Literal["full", "snapshot", "delta", "update", "pure_delta", "trade", "ticker", "funding_rate", "open_interest"]
+SubjectKind = Literal[
+    "full", "snapshot", "delta", "update", "pure_delta", "trade", "ticker", "quality", "funding_rate", "open_interest"
+]
 
 _TEMPLATES: dict[str, str] = {
     "full": "orderbook.full.{exchange}.{symbol}",
@@ -29,6 +31,7 @@ _TEMPLATES: dict[str, str] = {
     "pure_delta": "orderbook.pure_delta.{exchange}.{symbol}",
     "trade": "market.{exchange}.{symbol}.trade",
     "ticker": "market.{exchange}.{symbol}.ticker",
+    "quality": "market.{exchange}.{symbol}.quality",
     "funding_rate": "market.{exchange}.{symbol}.funding_rate",
     "open_interest": "market.{exchange}.{symbol}.open_interest",
 }
@@ -92,7 +95,10 @@ class StreamSettings(BaseSettings):
         max_msgs=5_000_000, max_bytes=1 * GiB, max_age_s=24 * HOUR_S, max_consumers=15,
     )
     market_data: StreamLimits = StreamLimits(
-        subjects=["market.*.*.ticker", "market.*.*.kline.*", "market.*.*.funding_rate", "market.*.*.open_interest"],
+        subjects=[
+            "market.*.*.ticker", "market.*.*.quality", "market.*.*.kline.*",
+            "market.*.*.funding_rate", "market.*.*.open_interest",
+        ],
         max_msgs=2_000_000, max_bytes=512 * MiB, max_age_s=24 * HOUR_S, max_consumers=10,
     )
 
