@@ -73,7 +73,7 @@ def build_flow(
         bus = NatsControlBus(nats_url) if settings.control_bus == "nats" and nats_url else InProcessControlBus()
     board = board or StatusBoard(settings.status_interval_s)
     keys = [f"{venue}:{symbol}" for venue in settings.venues for symbol in settings.symbols]
-    sync_settings = SyncSettings(depth=settings.depth, full_interval_ms=settings.full_interval_ms)
+    sync_settings = SyncSettings(**settings.sync_settings())
     status_every = timedelta(seconds=min(1.0, settings.status_interval_s))
 
     flow = Dataflow("collect")
@@ -113,7 +113,7 @@ def build_flow(
         messages = op.flat_map(
             "route",
             events,
-            lambda e: publications(e, settings.full_interval_ms, settings.snapshot_interval_ms),
+            publications,
         )
         sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats")
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)

@@ -31,7 +31,9 @@ def build_flow(
     report_capture: list[dict[str, Any]] | None = None,
 ) -> Dataflow:
     """Wire the replay; `report_capture` receives the report in-process as well."""
-    sync_settings = SyncSettings(depth=settings.depth, full_interval_ms=settings.full_interval_ms)
+    sync_settings = SyncSettings(
+        depth=settings.depth, full_interval_ms=settings.full_interval_ms, snapshot_interval_ms=settings.snapshot_interval_ms
+    )
     flow = Dataflow("replay")
     raw = op.input("recording", flow, RecordingSource(settings.inputs))
     decoded = op.flat_map("decode", raw, decode_step)
@@ -47,7 +49,7 @@ def build_flow(
         messages = op.flat_map(
             "route",
             op.map("events", synced, lambda kv: kv[1]),
-            lambda e: publications(e, settings.full_interval_ms, settings.snapshot_interval_ms),
+            publications,
         )
         sink = NatsJetStreamSink(settings.nats_url, StreamSettings(), settings.spill_dir)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
@@ -68,10 +70,12 @@ def run_replay(
     full_interval_ms: int = 1000,
     depth: int = 5000,
     nats_url: str | None = None,
+    snapshot_interval_ms: int = 10_000,
 ) -> dict[str, Any]:
     """Replay in this thread (one worker) and return the report."""
     settings = ReplaySettings(
-        inputs=inputs, out=out, report=report, full_interval_ms=full_interval_ms, depth=depth, nats_url=nats_url
+        inputs=inputs, out=out, report=report, full_interval_ms=full_interval_ms, depth=depth, nats_url=nats_url,
+        snapshot_interval_ms=snapshot_interval_ms,
     )
     capture: list[dict[str, Any]] = []
     run_main(build_flow(settings, capture))

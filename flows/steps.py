@@ -53,8 +53,9 @@ def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, 
 
 
 class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
-    """Holds one key's BookSync; hands over its counters at end of input (and, live, every
-    `status_every`, for the status board)."""
+    """Holds one key's BookSync; hands over its counters at end of input. Live (with
+    `status_every`), it also wakes every `status_every` to run the book's watchdog on the
+    wall clock and hand its counters to the status board; a replay never looks at a clock."""
 
     def __init__(self, settings: SyncSettings, resume: BookSync | None, status_every: timedelta | None = None) -> None:
         self.settings = settings
@@ -74,9 +75,11 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
         assert self.sync is not None and self.status_every is not None
         self._next_status = datetime.now(timezone.utc) + self.status_every
         machine = self.sync.machine
+        now_ns = time.time_ns()
+        out = machine.watch(now_ns)
         stats = replace(self.sync.stats(), errors=[])
-        status = StatusUpdate(f"{machine.venue}:{machine.symbol}", stats, machine.synced, time.time_ns())
-        return [status], StatefulLogic.RETAIN
+        out.append(StatusUpdate(f"{machine.venue}:{machine.symbol}", stats, machine.synced, now_ns))
+        return out, StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[object], bool]:
         if self.sync is None:

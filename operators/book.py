@@ -12,7 +12,7 @@ unique IEEE-754 double, and `operators.levels` rejects prices with more.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +36,13 @@ class LevelChanges:
 
 
 class BookSide:
-    """One side of a book. Levels deeper than `horizon` (a key) are unknown and not kept."""
+    """One side of a book, best level first.
+
+    `horizon` is the deepest key known to be exact (None: every level is). A snapshot cut
+    at its limit knows nothing past its deepest level, so levels there that never changed
+    are unknown; a level an increment gives there is still a real level with an exact
+    quantity, so it is kept, but the side is provably exact only down to the horizon.
+    """
 
     __slots__ = ("keys", "wires", "horizon")
 
@@ -55,9 +61,13 @@ class BookSide:
         self.wires = list(map(levels.__getitem__, self.keys))
         self.horizon = horizon
 
+    def take(self, other: BookSide) -> None:
+        """Become `other` (its levels and its horizon); `other` must not be used afterwards."""
+        self.keys, self.wires, self.horizon = other.keys, other.wires, other.horizon
+
     def apply(self, changes: LevelChanges) -> None:
         """Apply one side of an increment: upsert, or remove where the wire said 0."""
-        keys, wires, horizon = self.keys, self.wires, self.horizon
+        keys, wires = self.keys, self.wires
         for key, wire in zip(changes.keys, changes.wires):
             index = bisect_left(keys, key)
             if index != len(keys) and keys[index] == key:
@@ -65,13 +75,22 @@ class BookSide:
                     del keys[index], wires[index]
                 else:
                     wires[index] = wire
-            elif wire is not None and (horizon is None or key <= horizon):
+            elif wire is not None:
                 keys.insert(index, key)
                 wires.insert(index, wire)
 
+    def exact_levels(self) -> int:
+        """How many levels from the top are provably the exchange's."""
+        horizon = self.horizon
+        return len(self.keys) if horizon is None else bisect_right(self.keys, horizon)
+
     def truncate(self, depth: int) -> None:
-        """Forget levels past the best `depth`."""
-        del self.keys[depth:], self.wires[depth:]
+        """Forget levels past the best `depth`; the exact window ends at the last level kept."""
+        keys = self.keys
+        if len(keys) > depth:
+            if depth and (self.horizon is None or keys[depth - 1] < self.horizon):
+                self.horizon = keys[depth - 1]
+            del keys[depth:], self.wires[depth:]
 
     def best(self) -> WireLevel | None:
         return self.wires[0] if self.wires else None

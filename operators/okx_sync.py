@@ -6,11 +6,15 @@
   A repeat of one of the last `RECENT_IDS` applied messages (same prevSeqId and seqId)
   is dropped; anything else that does not chain is a gap, a lost reset included.
 - Messages without those fields (older recordings) are accepted; the checksum guards them.
+  But once a snapshot brought seqId, an update of that book without it is a fault.
 - Every non-zero checksum is verified after applying; 0 or absent counts as unverified.
 - The channel maintains only its best 400 (or 50) levels: a level pushed out of that
   window gets no more updates, yet it is the right level again if it comes back before
   anything touched it. So the book keeps such levels (at least the window, up to
-  `settings.depth` per side) but publishes only the window.
+  `settings.depth` per side) but publishes only the window, which is what it vouches for.
+- Levels below the window come from the latest REST books-full (no seqId, no checksum):
+  forgotten at every fault and new snapshot, and not published once older than
+  `settings.deep_max_age_ms`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
 from operators.book import LevelChanges, WireLevel
 from operators.wire import OkxBookMessage, OkxDeepBook
-from schemas.events import BookFull, UpdateType
+from schemas.events import BookFull, QualityKind, UpdateType
 
 
 # How many applied (prevSeqId, seqId) pairs are remembered to recognise repeats.
@@ -41,6 +45,7 @@ class OkxBookSync(SyncMachine):
         self.applied = 0
         self.window = self.settings.depth
         self._exchange_ms: int | None = None
+        self._sequenced = False  # the current subscription delivers seqId
 
     def on_book(self, msg: OkxBookMessage) -> list[object]:
         self.stats.messages += 1
@@ -69,11 +74,21 @@ class OkxBookSync(SyncMachine):
             return msg.seq_id
         return msg.exchange_ms if msg.exchange_ms is not None else self.applied
 
+    def fault(self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int) -> list[object]:
+        self._deep = None  # deep levels were merged against a book we no longer trust
+        return super().fault(kind, detail, update_id, recv_ns)
+
+    def exact_depths(self) -> tuple[int, int]:
+        """The live window is exact (seqId chain and checksums); kept and deep levels are not."""
+        depth = self.published_depth()
+        return min(len(self.book.bids), depth), min(len(self.book.asks), depth)
+
     def _snapshot(self, msg: OkxBookMessage) -> list[object]:
         self.book.bids.replace(msg.bids, None)
         self.book.asks.replace(msg.asks, None)
         self._keep_window(msg.window)
-        self.synced = True
+        self._deep = None  # merged against the old book: wait for an answer taken after this snapshot
+        self._sequenced = msg.seq_id is not None
         self.seq_id, self.prev_seq_id = msg.seq_id, msg.prev_seq_id
         self._recent.clear()  # a snapshot may restart the ids: earlier ones identify nothing now
         self._remember(msg)
@@ -83,10 +98,15 @@ class OkxBookSync(SyncMachine):
         failure = self._verify(msg)
         if failure:
             return failure
-        return [self._full("snapshot", msg)]
+        out = self.went_in_sync(f"snapshot seqId={msg.seq_id}", msg.seq_id, msg.recv_ns)
+        out.append(self._full("snapshot", msg))
+        return out
 
     def _update(self, msg: OkxBookMessage) -> list[object]:
         seq, prev = msg.seq_id, msg.prev_seq_id
+        if self._sequenced and (seq is None or prev is None):
+            detail = f"an update without seqId/prevSeqId after seqId={self.seq_id}"
+            return self.fault("missing_seq_id", detail, self.seq_id, msg.recv_ns)
         if seq is not None and prev is not None and self.seq_id is not None:
             if prev != self.seq_id:
                 if (prev, seq) in self._recent:
@@ -117,7 +137,7 @@ class OkxBookSync(SyncMachine):
         out: list[object] = [
             self.delta(update_id, previous, None, msg.raw_bids, msg.raw_asks, msg.exchange_ms, msg.recv_ns)
         ]
-        if self.full_due(msg.recv_ns):
+        if self.full_due(msg.exchange_ms, msg.recv_ns):
             out.append(self._full("full_refresh", msg))
         return out
 
@@ -162,7 +182,7 @@ class OkxBookSync(SyncMachine):
         full.kept_bids = self.book.bids.wires[depth:]
         full.kept_asks = self.book.asks.wires[depth:]
         deep = self._deep
-        if deep is not None:
+        if deep is not None and (msg.recv_ns - deep.recv_ns) // 1_000_000 <= self.settings.deep_max_age_ms:
             room = self.settings.depth - depth
             full.deep_bids = self._below(self.book.bids.keys[:depth], deep.bids, room)
             full.deep_asks = self._below(self.book.asks.keys[:depth], deep.asks, room)

@@ -25,6 +25,10 @@ REPORT_BOOK_FIELDS = (
     "best_ask",
     "bid_levels",
     "ask_levels",
+    "exact_bid_levels",
+    "exact_ask_levels",
+    "audits_passed",
+    "audit_failures",
     "last_update_id",
 )
 

@@ -6,7 +6,8 @@ the exchange's own ids, so a publish retried after an outage, or replayed after 
 restart, is stored once.
 
 Full books go to `orderbook.full` every time (every (re)sync and every full interval) and
-to `orderbook.snapshot` after every (re)sync and at most once per snapshot interval.
+to `orderbook.snapshot` after every (re)sync and audit, and as the first book of every
+snapshot interval of exchange time (the sync machine marks it, so none is skipped).
 """
 
 from __future__ import annotations
@@ -23,13 +24,7 @@ def _id_part(venue: str, symbol: str) -> str:
     return f"{venue}.{symbol.lower()}"
 
 
-def is_periodic_snapshot(book: BookFull, full_interval_ms: int, snapshot_interval_ms: int) -> bool:
-    """True for the first full book of each snapshot interval (recording time, no state)."""
-    now = book.recv_ns // 1_000_000
-    return now // snapshot_interval_ms != (now - full_interval_ms) // snapshot_interval_ms
-
-
-def publications(event: object, full_interval_ms: int, snapshot_interval_ms: int) -> list[Publication]:
+def publications(event: object) -> list[Publication]:
     """The NATS messages for one event (none for internal signals; quality events are
     logged and counted, and stored with ClickHouse)."""
     if isinstance(event, BookDelta):
@@ -42,7 +37,7 @@ def publications(event: object, full_interval_ms: int, snapshot_interval_ms: int
         payload = orjson.dumps(book_full_dict(event))
         ident = f"{_id_part(event.venue, event.symbol)}.{event.last_update_id}"
         out = [Publication(subject("full", event.venue, event.symbol), payload, f"f.{ident}")]
-        if event.update_type == "snapshot" or is_periodic_snapshot(event, full_interval_ms, snapshot_interval_ms):
+        if event.snapshot_slot_start:
             out.append(Publication(subject("snapshot", event.venue, event.symbol), payload, f"s.{ident}"))
         return out
     if isinstance(event, Trade):

@@ -3,6 +3,9 @@
 A machine consumes decoded messages for one `venue:symbol` and returns normalized events.
 It never publishes a book it cannot vouch for: any detected fault drops the book, emits a
 quality event and a `ResyncRequest`, and only a fresh snapshot makes it valid again.
+Every change of state is said as a quality event (`in_sync` / `out_of_sync`, with the
+reason), and a watchdog (`watch`, driven by the caller's clock) makes sure no book stays
+out of sync without its source being asked, ever more firmly, to act.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from operators.book import OrderBook
-from schemas.events import BookDelta, BookFull, BookStats, QualityEvent, QualityKind, ResyncRequest, UpdateType
+from schemas.events import (
+    BookDelta, BookFull, BookStats, QualityEvent, QualityKind, ResyncRequest, SourceAction, UpdateType,
+)  # fmt: skip
 
 # At most this many error sentences are kept per book; the count of rejects is exact.
 MAX_ERRORS_PER_BOOK = 100
+# What the watchdog asks of the source on its first, second and later timeouts.
+ESCALATION: tuple[SourceAction, ...] = ("snapshot", "resubscribe", "reconnect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,9 +29,23 @@ class SyncSettings:
 
     depth: int = 5000
     full_interval_ms: int = 1000
+    # `orderbook.snapshot`: the first book of every such slot of exchange time.
+    snapshot_interval_ms: int = 10_000
     max_buffered_diffs: int = 10_000
     # Best levels per side carried by each delta, for consumers of `orderbook.delta`.
     delta_top_levels: int = 20
+    # Binance audits: a fresh snapshot every `audit_interval_ms` per book (None: never ask),
+    # early when a side's exact depth falls below `audit_exact_share` of `depth`, but never
+    # two requests of one book within `audit_min_gap_ms`. `audit_retained_diffs` applied
+    # diffs are kept to bring an older snapshot up to the live book.
+    audit_interval_ms: int | None = 60_000
+    audit_min_gap_ms: int = 10_000
+    audit_exact_share: float = 0.95
+    audit_retained_diffs: int = 600
+    # The watchdog: a book not in sync this long has its source asked to act again.
+    watchdog_ms: int = 30_000
+    # OKX: books-full levels older than this are not published.
+    deep_max_age_ms: int = 5_000
 
 
 class SyncMachine:
@@ -38,6 +59,10 @@ class SyncMachine:
         self.synced = False
         self.stats = BookStats()
         self._last_full_ns: int | None = None
+        self._snapshot_slot: int | None = None
+        # The watchdog's clock: since when the book has been out of sync, how often it barked.
+        self._out_since_ns: int | None = None
+        self._escalation = 0
 
     # -- reporting -------------------------------------------------------------------
 
@@ -50,10 +75,17 @@ class SyncMachine:
             stats.best_ask = ask[0] if ask else None
             stats.bid_levels = min(len(self.book.bids), self.published_depth())
             stats.ask_levels = min(len(self.book.asks), self.published_depth())
+            stats.exact_bid_levels, stats.exact_ask_levels = self.exact_depths()
         else:
             stats.best_bid = stats.best_ask = None
             stats.bid_levels = stats.ask_levels = None
+            stats.exact_bid_levels = stats.exact_ask_levels = None
         return stats
+
+    def exact_depths(self) -> tuple[int, int]:
+        """Levels per side, from the top, that are provably the exchange's (at most the published depth)."""
+        depth = self.published_depth()
+        return min(self.book.bids.exact_levels(), depth), min(self.book.asks.exact_levels(), depth)
 
     def published_depth(self) -> int:
         """How many levels per side this machine vouches for."""
@@ -72,18 +104,63 @@ class SyncMachine:
         self.note_error(f"rejected message: {reason}")
         return [QualityEvent(self.venue, self.symbol, "rejected", reason, None, recv_ns)]
 
+    # -- state -----------------------------------------------------------------------
+
+    def went_in_sync(self, reason: str, update_id: int | None, recv_ns: int) -> list[object]:
+        """Mark the book valid; an `in_sync` event when it was not."""
+        was = self.synced
+        self.synced = True
+        self._out_since_ns = None
+        self._escalation = 0
+        if was:
+            return []
+        return [QualityEvent(self.venue, self.symbol, "in_sync", reason, update_id, recv_ns)]
+
+    def _went_out_of_sync(self, reason: str, update_id: int | None, recv_ns: int) -> list[object]:
+        was = self.synced
+        self.synced = False
+        self._snapshot_slot = None
+        if self._out_since_ns is None or was:
+            self._out_since_ns = recv_ns
+        if not was:
+            return []
+        return [QualityEvent(self.venue, self.symbol, "out_of_sync", reason, update_id, recv_ns)]
+
     # -- faults ----------------------------------------------------------------------
 
     def fault(self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int) -> list[object]:
         """Drop the book, say why, and ask the source for a fresh snapshot."""
         self.book.clear()
-        self.synced = False
         self._last_full_ns = None
         self.stats.resyncs += 1
         self.note_error(f"{kind}: {detail}; book dropped, resync requested")
         return [
             QualityEvent(self.venue, self.symbol, kind, detail, update_id, recv_ns),
+            *self._went_out_of_sync(f"{kind}: {detail}", update_id, recv_ns),
             ResyncRequest(self.venue, self.symbol, f"{kind}: {detail}", recv_ns),
+        ]
+
+    def watch(self, now_ns: int) -> list[object]:
+        """The watchdog, called now and then with the caller's clock: a book out of sync for
+        `watchdog_ms` (since the start, a fault, or the last bark) has its source asked to
+        act again, from a new snapshot to a new subscription to a new connection."""
+        if self.synced:
+            return []
+        if self._out_since_ns is None:
+            self._out_since_ns = now_ns  # the first look: the clock starts now
+            return []
+        waited_ms = (now_ns - self._out_since_ns) // 1_000_000
+        if waited_ms < self.settings.watchdog_ms:
+            return []
+        action = ESCALATION[min(self._escalation, len(ESCALATION) - 1)]
+        self._escalation += 1
+        self._out_since_ns = now_ns
+        self.stats.watchdog_actions += 1
+        detail = f"not in sync for {waited_ms / 1000:.1f} s; asking the source to {action}"
+        self.note_error(f"sync_timeout: {detail}")
+        return [
+            QualityEvent(self.venue, self.symbol, "sync_timeout", detail, None, now_ns),
+            ResyncRequest(self.venue, self.symbol, f"sync_timeout: {detail}", now_ns, action=action),
         ]
 
     # -- output ----------------------------------------------------------------------
@@ -104,6 +181,7 @@ class SyncMachine:
         self._last_full_ns = recv_ns
         self.stats.last_recv_ns = recv_ns
         depth = min(depth or self.settings.depth, self.settings.depth)
+        exact_bids, exact_asks = self.exact_depths()
         return BookFull(
             venue=self.venue,
             symbol=self.symbol,
@@ -119,12 +197,31 @@ class SyncMachine:
             validation_errors=[],
             exchange_ms=exchange_ms,
             recv_ns=recv_ns,
+            exact_bid_levels=exact_bids,
+            exact_ask_levels=exact_asks,
+            snapshot_slot_start=self._enter_snapshot_slot(exchange_ms, recv_ns) or update_type == "snapshot",
         )
 
-    def full_due(self, recv_ns: int) -> bool:
-        """A periodic full book is due (recording time, so replays are deterministic)."""
+    def _snapshot_slot_of(self, exchange_ms: int | None, recv_ns: int) -> int:
+        ms = exchange_ms if exchange_ms is not None else recv_ns // 1_000_000
+        return ms // self.settings.snapshot_interval_ms
+
+    def _enter_snapshot_slot(self, exchange_ms: int | None, recv_ns: int) -> bool:
+        slot = self._snapshot_slot_of(exchange_ms, recv_ns)
+        entered = slot != self._snapshot_slot
+        self._snapshot_slot = slot
+        return entered
+
+    def full_due(self, exchange_ms: int | None, recv_ns: int) -> bool:
+        """A periodic full book is due: the full interval has passed, or the book just
+        entered a new snapshot slot of exchange time (recording time, so replays are
+        deterministic)."""
         last = self._last_full_ns
-        return last is not None and recv_ns - last >= self.settings.full_interval_ms * 1_000_000
+        if last is None:
+            return False
+        if recv_ns - last >= self.settings.full_interval_ms * 1_000_000:
+            return True
+        return self._snapshot_slot_of(exchange_ms, recv_ns) != self._snapshot_slot
 
     def delta(
         self,

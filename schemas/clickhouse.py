@@ -144,6 +144,9 @@ ORDERBOOK_FULL_DEPTH = Table(
         # book rebuilt from storage matches the live one to the window's edge.
         *_book_side_columns("kept_", "bid", LEVELS_TEXT),
         *_book_side_columns("kept_", "ask", LEVELS_TEXT),
+        # How many levels per side, from the top, are provably the exchange's.
+        Column("exact_bid_levels", "Nullable(UInt32) CODEC(T64, ZSTD(1))"),
+        Column("exact_ask_levels", "Nullable(UInt32) CODEC(T64, ZSTD(1))"),
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "last_update_id"),
     time_column="timestamp",
@@ -230,6 +233,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {{db}}.orderbook_full_depth ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
             for column in ORDERBOOK_FULL_DEPTH.columns
             if column.name.startswith("kept_")
+        ),
+    ),
+    Migration(
+        3,
+        "orderbook_full_depth: the exact depth of each side",
+        tuple(
+            f"ALTER TABLE {{db}}.orderbook_full_depth ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+            for column in ORDERBOOK_FULL_DEPTH.columns
+            if column.name.startswith("exact_")
         ),
     ),
 )

@@ -54,6 +54,7 @@ def _full_row(b: BookFull) -> Row:
         b.deep_age_ms, len(b.bids) + len(b.asks) + len(b.deep_bids) + len(b.deep_asks),
         b.checksum, b.is_valid, list(b.validation_errors), b.recv_ns,
         _prices(b.kept_bids), _quantities(b.kept_bids), _prices(b.kept_asks), _quantities(b.kept_asks),
+        b.exact_bid_levels, b.exact_ask_levels,
     )
 
 
@@ -191,6 +192,7 @@ def _full(r: dict[str, Any]) -> BookFull:
         validation_errors=list(r["validation_errors"]), exchange_ms=r["timestamp"], recv_ns=r["collected_at"],
         deep_bids=_levels(r, "deep_bid"), deep_asks=_levels(r, "deep_ask"), deep_age_ms=r["deep_age_ms"],
         kept_bids=_levels(r, "kept_bid"), kept_asks=_levels(r, "kept_ask"),
+        exact_bid_levels=r["exact_bid_levels"], exact_ask_levels=r["exact_ask_levels"],
     )
 
 

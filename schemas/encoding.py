@@ -69,6 +69,8 @@ def book_full_dict(book: BookFull) -> dict[str, Any]:
         "bids": levels_json(book.bids, book.deep_bids, book.deep_age_ms),
         "asks": levels_json(book.asks, book.deep_asks, book.deep_age_ms),
         "depth_levels": len(book.bids) + len(book.asks) + len(book.deep_bids) + len(book.deep_asks),
+        "exact_bid_levels": book.exact_bid_levels,
+        "exact_ask_levels": book.exact_ask_levels,
         "checksum": book.checksum,
         "is_valid": book.is_valid,
         "validation_errors": book.validation_errors,

@@ -52,6 +52,13 @@ class BookFull:
     # OKX: levels kept past the live window; stored for exact rebuilds, never published.
     kept_bids: list[PriceQty] = field(default_factory=list)
     kept_asks: list[PriceQty] = field(default_factory=list)
+    # How many levels per side, from the top, are provably the exchange's (the rest of
+    # `bids`/`asks` are real levels past a snapshot's horizon, or OKX deep levels).
+    exact_bid_levels: int | None = None
+    exact_ask_levels: int | None = None
+    # The first book of a `snapshot_interval_ms` slot of exchange time (or a fresh
+    # snapshot): it also goes to `orderbook.snapshot`.
+    snapshot_slot_start: bool = False
 
 
 @dataclass(slots=True)
@@ -138,10 +145,16 @@ class BookStats:
     checksums_unverified: int = 0
     crossed: int = 0
     rejected: int = 0
+    audits_passed: int = 0
+    audit_failures: int = 0
+    audits_skipped: int = 0  # audit snapshots too old for the retained diffs to bring up to the book
+    watchdog_actions: int = 0
     best_bid: str | None = None
     best_ask: str | None = None
     bid_levels: int | None = None
     ask_levels: int | None = None
+    exact_bid_levels: int | None = None
+    exact_ask_levels: int | None = None
     last_update_id: int | None = None
     trades: int = 0
     errors: list[str] = field(default_factory=list)

@@ -41,6 +41,12 @@ class EnhancedOrderBook(BaseModel):
     bids: list[PriceLevel] = Field(description="best (highest) first")
     asks: list[PriceLevel] = Field(description="best (lowest) first")
     depth_levels: int = Field(ge=0, description="len(bids) + len(asks)")
+    exact_bid_levels: int | None = Field(
+        default=None, ge=0,
+        description="full books: how many bids, from the best, are provably the exchange's; deeper ones are real "
+        "levels past the last snapshot's horizon (Binance) or books-full levels with their age_ms (OKX)",
+    )
+    exact_ask_levels: int | None = Field(default=None, ge=0, description="the same for asks")
     bid_changes: list[PriceLevel] | None = Field(default=None, description="update only: the levels it changed")
     ask_changes: list[PriceLevel] | None = None
     checksum: int | None = None

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
+
+
+# A 5000-level Binance snapshot weighs 250 of the 6000 a minute; audits may use half, so
+# 12 a minute in all: one every 5 s per Binance book of the process, at the most.
+AUDIT_SECONDS_PER_BOOK = 5.0
+
+
+class SyncKnobs(TypedDict):
+    depth: int
+    full_interval_ms: int
+    snapshot_interval_ms: int
+    audit_interval_ms: int
+    audit_min_gap_ms: int
+    audit_exact_share: float
+    watchdog_ms: int
+    deep_max_age_ms: int
 
 
 class ReplaySettings(BaseSettings):
@@ -48,6 +64,18 @@ class CollectSettings(BaseSettings):
     full_interval_ms: int = Field(default=1000, ge=1, description="full books on orderbook.full every N ms")
     snapshot_interval_ms: int = Field(default=10_000, ge=1, description="orderbook.snapshot every N ms")
     okx_deep_interval_s: float = Field(default=1.0, ge=0, description="books-full refresh per OKX book; 0 = off")
+    okx_deep_max_age_s: float = Field(default=5.0, gt=0, description="books-full levels older than this are not published")
+    audit_interval_s: float | None = Field(
+        default=None, gt=0,
+        description="a fresh snapshot audits each Binance book this often; None: 60 s, or longer so that all "
+        "Binance books of the process use at most half of the 6000 request weight a minute",
+    )
+    audit_exact_share: float = Field(
+        default=0.95, gt=0, le=1, description="audit early when a side's exact depth falls below this share of depth"
+    )
+    watchdog_s: float = Field(
+        default=30.0, gt=0, description="a book out of sync this long has its source act again (escalating)"
+    )
     binance_rotate_after_s: float = Field(
         default=23.5 * 3600, gt=0, description="open a successor connection before Binance's 24 h limit"
     )
@@ -63,6 +91,21 @@ class CollectSettings(BaseSettings):
     control_bus: Literal["local", "nats"] = Field(
         default="local", description="'nats' when the flow runs as several processes (bytewax.run -p ...)"
     )
+
+    def sync_settings(self) -> SyncKnobs:
+        """What the sync machines need of these settings (`operators.sync_base.SyncSettings` fields)."""
+        binance_books = sum(venue != "okx" for venue in self.venues) * len(self.symbols)
+        audit_s = self.audit_interval_s or max(60.0, binance_books * AUDIT_SECONDS_PER_BOOK)
+        return {
+            "depth": self.depth,
+            "full_interval_ms": self.full_interval_ms,
+            "snapshot_interval_ms": self.snapshot_interval_ms,
+            "audit_interval_ms": round(audit_s * 1000),
+            "audit_min_gap_ms": round(min(audit_s, max(1, binance_books) * AUDIT_SECONDS_PER_BOOK) * 1000),
+            "audit_exact_share": self.audit_exact_share,
+            "watchdog_ms": round(self.watchdog_s * 1000),
+            "deep_max_age_ms": round(self.okx_deep_max_age_s * 1000),
+        }
 
     @field_validator("venues", "symbols", "sinks", mode="before")
     @classmethod

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ping-interval", type=float, default=20.0, help="Binance ping interval, s")
     parser.add_argument("--pong-timeout", type=float, default=60.0, help="Binance pong timeout, s")
     parser.add_argument("--idle-timeout", type=float, default=30.0, help="OKX idle close, s")
+    parser.add_argument(
+        "--trend", type=float, default=0.0, help="levels a second the price walks through every book (+ up, - down)"
+    )
     parser.add_argument("--fault", type=parse_fault, action="append", default=[], help=f"kinds: {', '.join(KINDS)}")
     parser.add_argument("--stall-seconds", type=float, default=5.0)
     parser.add_argument("--slow-snapshot-seconds", type=float, default=3.0)
@@ -53,6 +56,7 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         okx_port=args.okx_port,
         symbols=tuple(s.strip() for s in args.symbols.split(",") if s.strip()),
         seed=args.seed,
+        trend_levels_per_s=args.trend,
         binance=BinanceSettings(
             ping_interval_s=args.ping_interval, pong_timeout_s=args.pong_timeout, lifetime_s=args.lifetime
         ),

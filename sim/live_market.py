@@ -22,12 +22,14 @@ from sim.specs import spec_for
 class LiveMarket:
     """A `Market` with a window drawn ahead, the steps still to be told, and a timeline of every step."""
 
-    def __init__(self, venue: str, symbol: str, seed: int, start_ns: int, rate_scale: float = 1.0) -> None:
+    def __init__(
+        self, venue: str, symbol: str, seed: int, start_ns: int, rate_scale: float = 1.0, trend_levels_per_s: float = 0.0
+    ) -> None:
         self.venue, self.symbol = venue, symbol
         spec = spec_for(venue, symbol)
         if rate_scale != 1.0:  # a busier market: `SimSettings.rate_scale`
             spec = replace(spec, activity=spec.activity * rate_scale)
-        self.market = Market(spec, seed=f"{seed}:{venue}:{symbol}", start_ns=start_ns)
+        self.market = Market(spec, seed=f"{seed}:{venue}:{symbol}", start_ns=start_ns, trend_levels_per_s=trend_levels_per_s)
         self._ids = array("q")  # update id of every step, in order
         self._times = array("q")  # its time in ns, never decreasing
         self._floor_id = self.market.update_id  # the book before the first step on the timeline

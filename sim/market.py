@@ -111,8 +111,11 @@ class Market:
     history, for live runs that would otherwise grow by about 100 MB an hour.
     """
 
-    def __init__(self, spec: SymbolSpec, *, seed: int | str, start_ns: int) -> None:
+    def __init__(self, spec: SymbolSpec, *, seed: int | str, start_ns: int, trend_levels_per_s: float = 0.0) -> None:
         self.spec = spec
+        # A trending market: this many times a second (up when positive) the whole best level
+        # of one side is taken and re-quoted on the other, so the price walks through the book.
+        self.trend_levels_per_s = trend_levels_per_s
         self.now_ns = start_ns
         self.update_id = spec.first_update_id
         self._rng = random.Random(f"market:{seed}")
@@ -227,6 +230,8 @@ class Market:
             ops.append(lambda changes: self._requote_block(block, changes))
             singles -= block
         ops += [self._touch_book] * max(0, singles)
+        if self.trend_levels_per_s:
+            ops += [self._follow_trend] * _poisson(rng, abs(self.trend_levels_per_s) * WINDOW_NS / 1e9)
         rng.shuffle(ops)
         return ops
 
@@ -266,6 +271,25 @@ class Market:
             if take < have or rng.random() >= 0.1:
                 break
         return trades
+
+    def _follow_trend(self, changes: list[Change]) -> list[Trade]:
+        """One move of the trend: a taker empties the best level it walks into, a maker quotes
+        the other side at that price; the side left behind is refilled past its deepest level
+        and the side walked into loses its deepest, so both keep their depth."""
+        up = self.trend_levels_per_s > 0
+        taken, quoted = (ASK, BID) if up else (BID, ASK)
+        key = self._keys[taken][0]
+        lots = self._qty[taken][key]
+        self._set(taken, key, 0, changes)
+        trade = Trade(self._next_trade_id, 0, abs(key), lots, up)
+        self._next_trade_id += 1
+        self._set(quoted, _key(quoted, abs(key)), self._new_qty(0), changes)
+        deepest = self._keys[taken][-1]
+        self._set(taken, deepest + self._gap(self.depth(taken)), self._new_qty(self.depth(taken)), changes)
+        if self.depth(quoted) > self.spec.levels_per_side:
+            self._set(quoted, self._keys[quoted][-1], 0, changes)
+        self._fair = float(abs(key))  # the hidden price moves with the trend, so nothing pulls it back
+        return [trade]
 
     def _touch_top(self, changes: list[Change]) -> list[Trade]:
         """A quote at the best level: a better price inside the spread, a cancel, or a new size."""

@@ -69,6 +69,7 @@ def generate_recording(
     seed: int = 0,
     binance_depth_limit: int = 5000,
     faults: FaultPlan | None = None,
+    trend_levels_per_s: float = 0.0,
 ) -> dict[str, SymbolTruth]:
     """Write `seconds` of market data for every venue x symbol to `path`; the truth per "venue:symbol"."""
     for venue in venues:
@@ -85,7 +86,10 @@ def generate_recording(
     for index, (venue, symbol) in enumerate(pairs):
         net = random.Random(f"net:{seed}:{venue}:{symbol}")
         first_window_end = EPOCH_NS + net.randrange(30 * MS, 100 * MS)
-        market = Market(spec_for(venue, symbol), seed=f"{seed}:{venue}:{symbol}", start_ns=first_window_end - WINDOW_NS)
+        market = Market(
+            spec_for(venue, symbol), seed=f"{seed}:{venue}:{symbol}", start_ns=first_window_end - WINDOW_NS,
+            trend_levels_per_s=trend_levels_per_s,
+        )
         truth = truths[f"{venue}:{symbol}"] = SymbolTruth(venue, symbol, market)
         encode = binance_format.encode if venue == "binance" else okx_format.encode
         injector = FaultInjector(venue, symbol, schedule[(venue, symbol)], encode)

@@ -67,7 +67,10 @@ class SimExchange:
         for venue in VENUES:
             for symbol in settings.symbols:
                 if (venue, symbol) in SPECS:
-                    self._markets[(venue, symbol)] = LiveMarket(venue, symbol, settings.seed, self._s0, settings.rate_scale)
+                    self._markets[(venue, symbol)] = LiveMarket(
+                        venue, symbol, settings.seed, self._s0,
+                        rate_scale=settings.rate_scale, trend_levels_per_s=settings.trend_levels_per_s,
+                    )
         self._binance = BinanceVenue(settings.binance, self._venue_markets("binance"), self._board, self.now_ns)
         self._okx = OkxVenue(settings.okx, self._venue_markets("okx"), self._board, self.now_ns, settings.seed)
         open_timeout = 10 + settings.faults.slow_snapshot_s  # a slow snapshot is answered inside the handshake

@@ -43,6 +43,9 @@ class SimSettings:
     # Multiplies every instrument's `activity` (level changes, trades, top changes per window):
     # 10 is a market ten times as busy. Windows stay 100 ms, as the exchanges' diff cadence does.
     rate_scale: float = 1.0
+    # A trending market: the price walks this many levels a second through every book (up
+    # when positive), e.g. -300 carries it past a 5000-level snapshot's deepest bid in ~17 s.
+    trend_levels_per_s: float = 0.0
     binance: BinanceSettings = field(default_factory=BinanceSettings)
     okx: OkxSettings = field(default_factory=OkxSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)

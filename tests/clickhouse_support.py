@@ -47,7 +47,7 @@ def chdb_dir() -> Path:
 
 def as_stored(event: object) -> object:
     """What reading an event back gives: levels as [price, quantity], no top of book on deltas,
-    the receive time where the exchange sent none."""
+    the receive time where the exchange sent none, and no publishing hint (snapshot slots)."""
 
     def pq(levels: list[Any]) -> list[Any]:
         return [[level[0], level[1]] for level in levels]
@@ -58,7 +58,7 @@ def as_stored(event: object) -> object:
     if isinstance(event, BookFull):
         return replace(event, bids=pq(event.bids), asks=pq(event.asks), deep_bids=pq(event.deep_bids),
                        deep_asks=pq(event.deep_asks), kept_bids=pq(event.kept_bids), kept_asks=pq(event.kept_asks),
-                       exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
+                       snapshot_slot_start=False, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     if isinstance(event, (Trade, Ticker)):
         return replace(event, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     return event

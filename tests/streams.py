@@ -9,6 +9,8 @@ exact book at every update id without trusting the engine.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,13 +62,18 @@ class RefBook:
                 book.set(bid, level[0], level[1])
         return book
 
-    def top(self, bid: bool, depth: int | None = None, horizon: Decimal | None = None) -> list[tuple[str, str]]:
-        """Best first; `horizon` is the deepest known price (levels beyond it are left out)."""
+    def top(
+        self, bid: bool, depth: int | None = None, horizon: Decimal | None = None, also: Collection[Decimal] = ()
+    ) -> list[tuple[str, str]]:
+        """Best first; `horizon` is the deepest known price: levels beyond it are left out,
+        except those at the prices in `also` (levels an increment set since the snapshot)."""
         side = self.bids if bid else self.asks
         levels = [
             (price, qty)
             for price, qty in side.items()
-            if horizon is None or (Decimal(price) >= horizon if bid else Decimal(price) <= horizon)
+            if horizon is None
+            or (Decimal(price) >= horizon if bid else Decimal(price) <= horizon)
+            or Decimal(price) in also
         ]
         levels.sort(key=lambda level: Decimal(level[0]), reverse=bid)
         return levels if depth is None else levels[:depth]

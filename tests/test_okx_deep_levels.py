@@ -27,15 +27,22 @@ def test_full_book_is_live_window_plus_aged_deep_levels(tmp_path: Path) -> None:
     snapshot = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "snapshot",
                 "data": [{"bids": live_bids, "asks": live_asks, "ts": "1717200000500", "checksum": 0,
                           "seqId": 10, "prevSeqId": -1}]}
+    # A quiet update (a level far out in the live window changes size) a second later brings the periodic full book.
+    update = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update",
+              "data": [{"bids": [["89600.5", "1.25", "0", "3"]], "asks": [], "ts": "1717200001250", "checksum": 0,
+                        "seqId": 11, "prevSeqId": 10}]}
     recording = tmp_path / "okx.jsonl"
     with RecordingWriter(recording) as writer:
-        writer.write(RawEvent(T0, "okx", "rest", "rest", "BTC-USDT", FULL_URL, orjson.dumps(books_full).decode()))
-        writer.write(RawEvent(T0 + 750_000_000, "okx", "ws", "ws", None, None, orjson.dumps(snapshot).decode()))
+        writer.write(RawEvent(T0, "okx", "ws", "ws", None, None, orjson.dumps(snapshot).decode()))
+        # books-full taken after the snapshot (an older answer would be dropped with the old book)
+        writer.write(RawEvent(T0 + 250_000_000, "okx", "rest", "rest", "BTC-USDT", FULL_URL, orjson.dumps(books_full).decode()))
+        writer.write(RawEvent(T0 + 1_000_000_000, "okx", "ws", "ws", None, None, orjson.dumps(update).decode()))
     out = tmp_path / "events.jsonl"
     report = run_replay([recording], out=out, depth=1000)
 
-    book = orjson.loads(out.read_bytes().splitlines()[0])
-    assert book["update_type"] == "snapshot" and book["last_update_id"] == 10
+    fulls = [event for line in out.read_bytes().splitlines() if (event := orjson.loads(line))["event_type"] == "orderbook"]
+    assert [(b["update_type"], b["last_update_id"], len(b["bids"])) for b in fulls] == [("snapshot", 10, 400), ("full_refresh", 11, 1000)]
+    book = fulls[1]
     assert len(book["bids"]) == len(book["asks"]) == 1000
     assert book["depth_levels"] == 2000
     live, deep = book["bids"][:400], book["bids"][400:]

@@ -42,8 +42,9 @@ from tests.streams import (
 )
 
 # Full books publish 5 levels of deeper books, and periodic ones come out every third
-# applied update (messages are 100 ms apart).
-SYNC = SyncSettings(depth=5, full_interval_ms=300)
+# applied update (messages are 100 ms apart). The machines ask for no audits here, and
+# snapshot slots are longer than any stream (audits and slots are tested on their own).
+SYNC = SyncSettings(depth=5, full_interval_ms=300, audit_interval_ms=None, snapshot_interval_ms=10**12)
 STEP_NS = 100_000_000
 START_NS = 1_700_000_000_000_000_000
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -75,17 +76,23 @@ def pairs_of(book: RefBook, depth: int) -> tuple[list[tuple[str, str]], list[tup
     return book.top(True, depth), book.top(False, depth)
 
 
-def fault_events(kind: QualityKind, update_id: int | None) -> list[Summary]:
-    return [("quality", kind, update_id), ("resync",)]
+def fault_events(kind: QualityKind, update_id: int | None, was_synced: bool = True) -> list[Summary]:
+    state = [("quality", "out_of_sync", update_id)] if was_synced else []
+    return [("quality", kind, update_id), *state, ("resync",)]
 
 
 def assert_book(
-    book: OrderBook, ref: RefBook, bid_horizon: Decimal | None = None, ask_horizon: Decimal | None = None
+    book: OrderBook,
+    ref: RefBook,
+    bid_horizon: Decimal | None = None,
+    ask_horizon: Decimal | None = None,
+    touched: frozenset[Decimal] = frozenset(),
 ) -> None:
-    """Both whole sides equal the reference (within the known range), and never crossed."""
+    """Both whole sides equal the reference (within the known range, and past it the levels
+    an applied diff set), and never crossed."""
     bids, asks = pairs(book.bids.top(len(book.bids) + 1)), pairs(book.asks.top(len(book.asks) + 1))
-    assert bids == ref.top(True, horizon=bid_horizon)
-    assert asks == ref.top(False, horizon=ask_horizon)
+    assert bids == ref.top(True, horizon=bid_horizon, also=touched)
+    assert asks == ref.top(False, horizon=ask_horizon, also=touched)
     if bids and asks:
         assert Decimal(bids[0][0]) < Decimal(asks[0][0])
     assert not book.is_crossed()
@@ -115,7 +122,11 @@ class BinanceRun:
 
     The prediction follows Binance's documented procedure literally: buffer until a snapshot,
     refuse a snapshot older than the first buffered U, skip diffs with u <= lastUpdateId, and
-    take the book at u straight from the truth table (never by replaying levels).
+    take the book at u straight from the truth table (never by replaying levels). A book is
+    known down to its snapshot's deepest level, and past it at the prices a diff applied
+    since set. A snapshot while in sync is an audit: the book is rebuilt from it at once
+    when the diffs applied since the last sync reach back to it, or with the first diff past
+    it when it is newer than the book; either way a fresh full book follows.
     """
 
     def __init__(self, stream: BinanceStream) -> None:
@@ -126,6 +137,9 @@ class BinanceRun:
         self.last: int | None = None
         self.bid_horizon: Decimal | None = None
         self.ask_horizon: Decimal | None = None
+        self.touched: set[Decimal] = set()  # prices set by diffs applied since the book was loaded
+        self.applied: list[BinanceDiff] = []  # diffs applied since the book went in sync
+        self.pending: BinanceSnap | None = None  # an audit snapshot newer than the book
         self.buffer: list[tuple[BinanceDiff, int]] = []
         self.last_full_ns: int | None = None
 
@@ -144,7 +158,7 @@ class BinanceRun:
 
     def _diff(self, diff: BinanceDiff, fault: QualityKind | None) -> list[Summary]:
         if fault is not None:
-            self.synced, self.last_full_ns = False, None
+            self.synced, self.last_full_ns, self.pending = False, None, None
             self.buffer = [(diff, self.recv_ns)]
             return fault_events(fault, diff.last_id)
         if not self.synced:
@@ -153,25 +167,51 @@ class BinanceRun:
         assert self.last is not None
         return [] if diff.last_id <= self.last else self._apply(diff, self.recv_ns)
 
-    def _snapshot(self, snap: BinanceSnap) -> list[Summary]:
-        if self.synced and self.last is not None and snap.last_id <= self.last:
-            return []
-        if self.buffer and snap.last_id + 1 < self.buffer[0][0].first_id:
-            return fault_events("stale_snapshot", snap.last_id)
-        self.synced, self.last, self.last_full_ns = True, snap.last_id, self.recv_ns
+    def _load(self, snap: BinanceSnap, diffs: list[BinanceDiff]) -> None:
         self.bid_horizon = horizon(snap.raw_bids, snap.limit, min)
         self.ask_horizon = horizon(snap.raw_asks, snap.limit, max)
-        out = [self._full("snapshot")]
+        self.touched = {Decimal(level[0]) for diff in diffs for level in (*diff.raw_bids, *diff.raw_asks)}
+
+    def _snapshot(self, snap: BinanceSnap) -> list[Summary]:
+        if self.synced:
+            return self._audit(snap)
+        if self.buffer and snap.last_id + 1 < self.buffer[0][0].first_id:
+            return fault_events("stale_snapshot", snap.last_id, was_synced=False)
+        self.synced, self.last, self.last_full_ns = True, snap.last_id, self.recv_ns
+        self._load(snap, [])
+        self.applied = []
+        out = [("quality", "in_sync", snap.last_id), self._full("snapshot")]
         buffered, self.buffer = self.buffer, []
         for diff, recv_ns in buffered:
             if diff.last_id > self.last:
                 out += self._apply(diff, recv_ns)
         return out
 
+    def _audit(self, snap: BinanceSnap) -> list[Summary]:
+        assert self.last is not None
+        self.pending = None
+        if snap.last_id > self.last:
+            self.pending = snap
+            return []
+        newer = [diff for diff in self.applied if diff.last_id > snap.last_id]
+        if newer and newer[0].first_id > snap.last_id + 1 or not newer and snap.last_id != self.last:
+            return []  # the retained diffs do not reach back to it: skipped
+        self._load(snap, newer)
+        self.last_full_ns = self.recv_ns
+        return [self._full("snapshot")]
+
     def _apply(self, diff: BinanceDiff, recv_ns: int) -> list[Summary]:
         prev, self.last = self.last, diff.last_id
+        self.applied.append(diff)
+        self.touched.update(Decimal(level[0]) for level in (*diff.raw_bids, *diff.raw_asks))
         out: list[Summary] = [("delta", diff.last_id, prev, diff.first_id, diff.raw_bids, diff.raw_asks)]
-        if due(recv_ns, self.last_full_ns):
+        pending = self.pending
+        if pending is not None and diff.last_id > pending.last_id:
+            self.pending = None
+            self._load(pending, [diff])
+            self.last_full_ns = recv_ns
+            out.append(self._full("snapshot"))
+        elif due(recv_ns, self.last_full_ns):
             self.last_full_ns = recv_ns
             out.append(self._full("full_refresh"))
         return out
@@ -179,8 +219,8 @@ class BinanceRun:
     def _full(self, update_type: str) -> Summary:
         assert self.last is not None
         ref = self.stream.state_at(self.last)
-        bids = ref.top(True, SYNC.depth, self.bid_horizon)
-        asks = ref.top(False, SYNC.depth, self.ask_horizon)
+        bids = ref.top(True, SYNC.depth, self.bid_horizon, self.touched)
+        asks = ref.top(False, SYNC.depth, self.ask_horizon, self.touched)
         return ("full", update_type, self.last, True, bids, asks)
 
     def _check_state(self) -> None:
@@ -190,7 +230,8 @@ class BinanceRun:
             assert len(machine.book.bids) == len(machine.book.asks) == 0
             return
         assert self.last is not None and machine.last_id == self.last
-        assert_book(machine.book, self.stream.state_at(self.last), self.bid_horizon, self.ask_horizon)
+        known = frozenset(self.touched)
+        assert_book(machine.book, self.stream.state_at(self.last), self.bid_horizon, self.ask_horizon, known)
 
 
 @st.composite
@@ -249,7 +290,7 @@ def test_binance_duplicates_are_applied_once(data: st.DataObject) -> None:
     run = BinanceRun(stream)
     for item in feed:
         run.feed(item)
-    assert_book(run.machine.book, stream.state_at(stream.end_id), run.bid_horizon, run.ask_horizon)
+    assert_book(run.machine.book, stream.state_at(stream.end_id), run.bid_horizon, run.ask_horizon, frozenset(run.touched))
     assert run.machine.stats.updates_applied == sum(diff.last_id > snap_id for diff in first)
     assert run.machine.stats.snapshots == 1
 
@@ -325,13 +366,15 @@ class OkxRun:
         return msg.seq if msg.seq is not None else exchange_ms(self.recv_ns)
 
     def _expect(self, msg: OkxMsg, duplicate: bool, fault: QualityKind | None) -> list[Summary]:
+        was_synced = self.synced
         if fault is not None:
             self.synced, self.last_full_ns = False, None
-            return fault_events(fault, self._update_id(msg))
+            return fault_events(fault, self._update_id(msg), was_synced)
         if msg.kind == "snapshot":
             self._count(msg)
             self.synced, self.book, self.seq, self.last_full_ns = True, msg.book, msg.seq, self.recv_ns
-            return [("full", "snapshot", msg.seq, True, *pairs_of(msg.book, SYNC.depth))]
+            state = [] if was_synced else [("quality", "in_sync", msg.seq)]
+            return [*state, ("full", "snapshot", msg.seq, True, *pairs_of(msg.book, SYNC.depth))]
         if not self.synced or duplicate:
             return []
         self._count(msg)
