@@ -134,18 +134,21 @@ def _kline_messages(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return found
 
 
-def test_every_real_kline_replays_to_its_own_values(real_recordings: dict[str, Path], tmp_path: Path) -> None:
-    expected = _kline_messages(REAL_DATA / "BINANCE.ws.1.0")
-    assert len(expected) == 2
+@pytest.mark.parametrize(("venue", "capture", "count"), [("binance", "BINANCE.ws.1.0", 2), ("binance_us", "BINANCE_US.ws.1.0", 5)])
+def test_every_real_kline_replays_to_its_own_values(
+    real_recordings: dict[str, Path], tmp_path: Path, venue: str, capture: str, count: int
+) -> None:
+    expected = _kline_messages(REAL_DATA / capture)
+    assert len(expected) == count
     out = tmp_path / "events.jsonl"
-    run_replay([real_recordings["binance"]], out=out)
+    run_replay([real_recordings[venue]], out=out)
     events = [e for e in map(orjson.loads, out.read_bytes().splitlines()) if e["event_type"] == "kline"]
     klines = sorted(events, key=lambda e: (e["symbol_name"], e["timestamp"]))
     expected.sort(key=lambda message: (message[1]["s"], message[1]["E"]))
     assert len(klines) == len(expected)
     for event, (_, data) in zip(klines, expected, strict=True):
         k = data["k"]
-        assert event["symbol_name"].replace("-", "") == data["s"] == k["s"]
+        assert event["exchange_name"] == venue and event["symbol_name"].replace("-", "") == data["s"] == k["s"]
         assert (event["interval"], event["trade_count"], event["is_closed"]) == (k["i"], k["n"], k["x"])
         assert [event[f"{name}_price"] for name in ("open", "high", "low", "close")] == [k["o"], k["h"], k["l"], k["c"]]
         assert (event["volume"], event["quote_volume"]) == (k["v"], k["q"])
@@ -305,6 +308,7 @@ def test_klines_are_stored_one_row_per_candle_the_latest_update(backend: ChdbBac
     every candle reads back as its last push in the recording."""
     database = f"klines_test_{next(_databases)}"
     ensure_schema(backend, database, {})
+    backend.execute(f"SYSTEM STOP MERGES {database}.klines")  # so the raw row count below shows every insert
     klines = [e for e in recording_events([recording]) if isinstance(e, Kline)]
     for start in range(0, len(klines), 2):
         for name, batch in to_batches(klines[start : start + 2]).items():
