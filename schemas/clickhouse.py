@@ -208,13 +208,15 @@ QUALITY_EVENTS = Table(
 # so the latest receipt replaces the earlier ones and `FINAL` reads the candle as it stands,
 # its last closed state once `is_closed`. Every update stays on NATS and in the recordings,
 # and the trades table holds what a finer history would need. Candles lie on a regular
-# grid of open times: DoubleDelta, as for book times.
+# grid of open times: DoubleDelta, as for book times. The JSON's `interval` is
+# `kline_interval` here: INTERVAL is a word of ClickHouse's SQL, which older servers
+# (18.16) cannot read as a column name in ORDER BY.
 KLINES = Table(
     "klines",
     (
         Column("exchange_name", NAME),
         Column("symbol_name", NAME),
-        Column("interval", NAME),
+        Column("kline_interval", NAME),
         Column("open_time", BOOK_TIME),
         Column("close_time", BOOK_TIME),
         Column("open_price", DECIMAL_TEXT),
@@ -228,7 +230,7 @@ KLINES = Table(
         Column("timestamp", MARKET_TIME),
         Column("collected_at", RECEIVED),
     ),
-    order_by=("exchange_name", "symbol_name", "interval", "open_time"),
+    order_by=("exchange_name", "symbol_name", "kline_interval", "open_time"),
     time_column="open_time",
     version_column="collected_at",
 )

@@ -225,7 +225,7 @@ def _ticker(r: dict[str, Any]) -> Ticker:
 
 def _kline(r: dict[str, Any]) -> Kline:
     return Kline(
-        venue=r["exchange_name"], symbol=r["symbol_name"], interval=r["interval"], open_time=r["open_time"],
+        venue=r["exchange_name"], symbol=r["symbol_name"], interval=r["kline_interval"], open_time=r["open_time"],
         close_time=r["close_time"], open=r["open_price"], high=r["high_price"], low=r["low_price"],
         close=r["close_price"], volume=r["volume"], quote_volume=r["quote_volume"], trade_count=r["trade_count"],
         is_closed=bool(r["is_closed"]), exchange_ms=r["timestamp"], recv_ns=r["collected_at"],
