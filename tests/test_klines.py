@@ -25,7 +25,7 @@ from flows.replay import run_replay
 from operators.decode import decode
 from operators.routing import kline_msg_id
 from operators.wire import Rejected
-from schemas.clickhouse import KLINES, TABLES
+from schemas.clickhouse import KLINES, MIGRATIONS, TABLES, bootstrap_sql, migration_sql
 from schemas.clickhouse_rows import batch_token, to_batches
 from schemas.encoding import book_update_dict
 from schemas.events import BookDelta, Kline
@@ -334,6 +334,25 @@ def test_klines_are_stored_one_row_per_candle_the_latest_update(backend: ChdbBac
     assert stored == last_push and len(stored) >= 6
     raw_rows = backend.query(f"SELECT count() FROM {database}.klines")[0][0]
     assert raw_rows > len(stored), "the updates were inserted, not dropped as repeats of one batch"
+
+
+def test_a_database_of_the_previous_version_gets_the_klines_table_from_migration_3(backend: ChdbBackend) -> None:
+    database = f"klines_test_{next(_databases)}"
+    for sql in bootstrap_sql(database):
+        backend.execute(sql)
+    for migration in MIGRATIONS[:2]:
+        for sql in migration_sql(migration, database):
+            backend.execute(sql)
+    assert "klines" not in {name for (name,) in backend.query(f"SHOW TABLES FROM {database}")}
+    ran = ensure_schema(backend, database, {})
+    assert [sql for sql in ran if sql.startswith("CREATE TABLE")] == [KLINES.create_sql(database)]
+    codecs = dict(backend.query(
+        f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' AND table = 'klines'"
+    ))
+    assert codecs["open_time"] == "CODEC(DoubleDelta, ZSTD(1))" and codecs["close_price"] == "CODEC(ZSTD(9))"
+    engine = backend.query(f"SELECT engine_full FROM system.tables WHERE database = '{database}' AND name = 'klines'")
+    assert "ReplacingMergeTree(collected_at)" in engine[0][0]
+    assert "ORDER BY (exchange_name, symbol_name, kline_interval, open_time)" in engine[0][0]
 
 
 # ---- hand-worked --------------------------------------------------------------------------
