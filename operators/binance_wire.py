@@ -140,7 +140,8 @@ def _kline(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
         raise BadMessage(f"kline field 'k' must be an object, got {candle!r:.40}")
     if candle.get("s") != payload["s"]:
         raise BadMessage(f"kline names symbol {candle.get('s')!r:.20} inside an event for {payload['s']!r:.20}")
-    open_time, close_time = _int(candle, "t"), _int(candle, "T")
+    open_time, close_time = exchange_time(_int(candle, "t"), raw.recv_ns), _int(candle, "T")
+    assert open_time is not None
     if close_time <= open_time:
         raise BadMessage(f"kline close time T={close_time} is not after its open time t={open_time}")
     check_candle(candle.get("o"), candle.get("h"), candle.get("l"), candle.get("c"), candle.get("v"), candle.get("q"))
@@ -154,7 +155,7 @@ def _kline(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
         venue=raw.venue,
         symbol=symbol,
         interval=interval,
-        open_time=exchange_time(open_time, raw.recv_ns),  # type: ignore[arg-type]
+        open_time=open_time,
         close_time=close_time,
         open=candle["o"],
         high=candle["h"],

@@ -132,7 +132,8 @@ def check_candle(open_: object, high: object, low: object, close: object, volume
     for name, amount in (("volume", volume), ("quote volume", quote_volume)):
         if type(amount) is not str or not _DECIMAL(amount) or not float(amount) < math.inf:
             raise BadMessage(f"kline {name} {amount!r:.40} is not a non-negative decimal string")
-    if not values["low"] <= min(values["open"], values["close"]) <= max(values["open"], values["close"]) <= values["high"]:
+    body = (values["open"], values["close"])
+    if not values["low"] <= min(body) <= max(body) <= values["high"]:
         raise BadMessage(f"kline prices out of order: open {open_} high {high} low {low} close {close}")
 
 

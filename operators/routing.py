@@ -1,9 +1,9 @@
 """Which NATS subjects each normalized event goes to, with the payload and a stable message id.
 
 Subjects are the plan's, lower case: `orderbook.full|snapshot|delta|pure_delta.{ex}.{sym}`,
-`market.{ex}.{sym}.trade|ticker`, `market.{ex}.{sym}.kline.{interval}`. The message id (JetStream `Nats-Msg-Id`) is derived from
-the exchange's own ids, so a publish retried after an outage, or replayed after a
-restart, is stored once.
+`market.{ex}.{sym}.trade|ticker`, `market.{ex}.{sym}.kline.{interval}`. The message id
+(JetStream `Nats-Msg-Id`) is derived from the exchange's own ids, so a publish retried
+after an outage, or replayed after a restart, is stored once.
 
 Full books go to `orderbook.full` every time (every (re)sync and every full interval) and
 to `orderbook.snapshot` after every (re)sync and at most once per snapshot interval.

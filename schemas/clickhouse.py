@@ -14,8 +14,8 @@ Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
   fast queries, and the whole depth in ZSTD-compressed arrays that only a full read touches.
 - Every table is a `ReplacingMergeTree` whose sorting key is the event's identity
   (exchange, symbol, time, update id or trade id; for klines the candle, see `KLINES`),
-  `PARTITION BY toYYYYMM(time)`. A
-  batch retried with the same `insert_deduplication_token` is dropped at insert (the
+  `PARTITION BY toYYYYMM(time)`. A batch retried with the same
+  `insert_deduplication_token` is dropped at insert (the
   tables keep the last DEDUP_WINDOW_BLOCKS block hashes); rows replayed in differently cut
   batches (a crash, a re-run replay) collapse on merge, and `FINAL` reads see them once.
   (Two full books at one update id and exchange time are one book: the newest receipt,
@@ -31,8 +31,9 @@ The DDL needs ClickHouse 23 or newer (chDB included); tests run it on chDB.
 Migrations: version 1 creates the first five tables from the definitions below (their
 latest shape); each later change adds a migration of idempotent statements (`CREATE TABLE
 IF NOT EXISTS` for a new table, `ADD COLUMN IF NOT EXISTS`, `MODIFY COLUMN ... CODEC`) and
-updates the definition, so a new database and an old one end up alike. Applied versions are recorded in `schema_migrations`. Retention is not a
-migration: it is a setting, compared with each table's TTL on every start.
+updates the definition, so a new database and an old one end up alike. Applied versions
+are recorded in `schema_migrations`. Retention is not a migration: it is a setting,
+compared with each table's TTL on every start.
 """
 
 from __future__ import annotations
