@@ -249,8 +249,8 @@ class OkxVenue:
     async def handler(self, connection: ServerConnection) -> None:
         """One websocket connection, from the handshake to its close."""
         loop = asyncio.get_running_loop()
-        client = _Client(Peer(connection), f"{self._conn_ids.getrandbits(32):08x}", loop.time())
-        client.channels = _served_channels(connection)
+        conn_id = f"{self._conn_ids.getrandbits(32):08x}"
+        client = _Client(Peer(connection), conn_id, loop.time(), channels=_served_channels(connection))
         self.connections += 1
         tasks = [asyncio.create_task(client.peer.run()), asyncio.create_task(self._watch_idle(client))]
         try:
