@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 
@@ -29,6 +30,7 @@ from schemas.clickhouse import KLINES, MIGRATIONS, TABLES, bootstrap_sql, migrat
 from schemas.clickhouse_rows import batch_token, to_batches
 from schemas.encoding import book_update_dict
 from schemas.events import BookDelta, Kline
+from schemas.models import json_schemas
 from schemas.raw import RawEvent
 from sim.recording import EPOCH_NS, generate_recording
 from tests.clickhouse_support import chdb_dir
@@ -366,6 +368,7 @@ def test_removed_prices_are_the_zero_quantities_of_the_update_as_text() -> None:
     )
     payload = book_update_dict(delta)
     assert payload["removed_bids"] == ["90000.10000000", "89998.5"] and payload["removed_asks"] == []
+    jsonschema.Draft202012Validator(json_schemas()["orderbook"]).validate(orjson.loads(orjson.dumps(payload)))
     okx = BookDelta("okx", "BTC-USDT", 7, 6, None, [], [["90001.2", "0", "0", "0"], ["90003", "0.2", "0", "1"]],
                     None, EPOCH_NS)
     assert book_update_dict(okx)["removed_asks"] == ["90001.2"]
