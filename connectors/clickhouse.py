@@ -6,7 +6,7 @@ inserting every table's batches. ClickHouse wants few large inserts rather than 
 ones, and one fixed partition has one stable spill directory whatever the number of
 workers, so batches spilled by one run are found by the next. (chDB, the embedded default,
 can only be opened by one process anyway.) Items are `(key, event)`: BookFull, BookDelta,
-Trade, Ticker, QualityEvent; anything else (resync requests, status) is ignored. The key
+Trade, Ticker, QualityEvent, Kline; anything else (resync requests, status) is ignored. The key
 only routes, so any key will do (`venue:symbol`, say).
 
 Recovery snapshot: nothing (None): the spill directory is the state. `snapshot()`, at the
@@ -14,7 +14,7 @@ end of every epoch, seals the open batches and makes them durable: inserted, or 
 fsync'd to the spill directory.
 
 Delivery: exactly-once. Each batch carries a deterministic `insert_deduplication_token`
-derived from its rows' identities, so a batch retried after a lost reply, or drained from
+derived from its rows' identities and versions, so a batch retried after a lost reply, or drained from
 disk after a crash, is stored once (within the tables' DEDUP_WINDOW_BLOCKS most recent
 inserts). Rows replayed in differently cut batches (Bytewax recovery re-running an epoch)
 share the tables' ReplacingMergeTree keys and collapse on merge; `FINAL` reads see each

@@ -1,27 +1,31 @@
 """Binance spot (and Binance.US) message shapes: everything venue-specific about parsing.
 
 Handles the combined-stream envelope `{"stream", "data"}` and raw streams alike:
-`depthUpdate`, `trade`, `aggTrade`, `bookTicker`, and REST `/api/v3/depth` snapshots.
+`depthUpdate`, `trade`, `aggTrade`, `bookTicker`, `kline`, and REST `/api/v3/depth` snapshots.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from operators.levels import BadMessage, check_price_quantity, exchange_time, parse_side
+from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, DepthDiff, DepthSnapshot, Ignored, Rejected
-from schemas.events import Ticker, Trade
+from schemas.events import Kline, Ticker, Trade
 from schemas.raw import RawEvent
 from schemas.symbols import normalize_binance_symbol
 
 # Streams that are well-formed Binance data but carry nothing a book needs.
-_UNUSED_EVENTS = frozenset({"kline", "24hrTicker", "24hrMiniTicker", "avgPrice", "outboundAccountPosition"})
+_UNUSED_EVENTS = frozenset({"24hrTicker", "24hrMiniTicker", "avgPrice", "outboundAccountPosition"})
 
 Decoded = tuple[str | None, object]
+
+# Kline intervals as Binance names them: "1s", "1m", "4h", "1d", "1w", "1M" (month).
+_INTERVAL = re.compile(r"[1-9][0-9]{0,2}[smhdwM]").fullmatch
 
 
 def _int(payload: dict[str, Any], name: str) -> int:
@@ -129,6 +133,44 @@ def _book_ticker(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
     return (symbol, ticker)
 
 
+def _kline(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
+    symbol = _symbol_of(payload)
+    candle = payload.get("k")
+    if not isinstance(candle, dict):
+        raise BadMessage(f"kline field 'k' must be an object, got {candle!r:.40}")
+    if candle.get("s") != payload["s"]:
+        raise BadMessage(f"kline names symbol {candle.get('s')!r:.20} inside an event for {payload['s']!r:.20}")
+    open_time, close_time = exchange_time(_int(candle, "t"), raw.recv_ns), _int(candle, "T")
+    assert open_time is not None
+    if close_time <= open_time:
+        raise BadMessage(f"kline close time T={close_time} is not after its open time t={open_time}")
+    check_candle(candle.get("o"), candle.get("h"), candle.get("l"), candle.get("c"), candle.get("v"), candle.get("q"))
+    interval = candle.get("i")
+    if type(interval) is not str or not _INTERVAL(interval):
+        raise BadMessage(f"kline interval {interval!r:.20} is not one of Binance's (1s, 1m, 4h, 1d, 1w, 1M...)")
+    closed = candle.get("x")
+    if type(closed) is not bool:
+        raise BadMessage(f"kline field 'x' must be a boolean, got {closed!r:.20}")
+    kline = Kline(
+        venue=raw.venue,
+        symbol=symbol,
+        interval=interval,
+        open_time=open_time,
+        close_time=close_time,
+        open=candle["o"],
+        high=candle["h"],
+        low=candle["l"],
+        close=candle["c"],
+        volume=candle["v"],
+        quote_volume=candle["q"],
+        trade_count=_int(candle, "n"),
+        is_closed=closed,
+        exchange_ms=exchange_time(payload.get("E"), raw.recv_ns),
+        recv_ns=raw.recv_ns,
+    )
+    return (symbol, kline)
+
+
 def _decode_payload(raw: RawEvent, payload: dict[str, Any]) -> Decoded | Ignored:
     if raw.kind == "rest":
         return _snapshot(raw, payload)
@@ -139,6 +181,8 @@ def _decode_payload(raw: RawEvent, payload: dict[str, Any]) -> Decoded | Ignored
         return _trade(raw, payload, "t")
     if event == "aggTrade":
         return _trade(raw, payload, "a")
+    if event == "kline":
+        return _kline(raw, payload)
     if event is None and "u" in payload and "B" in payload and "A" in payload:
         return _book_ticker(raw, payload)
     if event in _UNUSED_EVENTS:

@@ -1,4 +1,4 @@
-"""The per-`venue:symbol` operator state: the venue's sync machine plus trades and tickers.
+"""The per-`venue:symbol` operator state: the venue's sync machine plus trades, tickers and klines.
 
 This is what the Bytewax stateful step holds for each key; it stays engine-free so the
 same object runs in tests, benchmarks and any other driver.
@@ -12,11 +12,11 @@ from operators.binance_sync import BinanceBookSync
 from operators.okx_sync import OkxBookSync
 from operators.sync_base import SyncSettings
 from operators.wire import DepthDiff, DepthSnapshot, OkxBookMessage, OkxDeepBook, Rejected
-from schemas.events import BookStats, Ticker, Trade
+from schemas.events import BookStats, Kline, Ticker, Trade
 
 
 class BookSync:
-    """Routes one key's decoded messages to its machine; trades and tickers pass through."""
+    """Routes one key's decoded messages to its machine; trades, tickers and klines pass through."""
 
     def __init__(self, key: str, settings: SyncSettings) -> None:
         venue, _, symbol = key.partition(":")
@@ -35,7 +35,8 @@ class BookSync:
                 DepthSnapshot: self._book(binance.on_snapshot),  # type: ignore[arg-type]
             }
         routes[Trade] = self._trade
-        routes[Ticker] = self._ticker
+        routes[Ticker] = self._pass_through
+        routes[Kline] = self._pass_through
         routes[Rejected] = self._book(self._reject)  # type: ignore[arg-type]
         self._routes = routes
         self.book_seen = False
@@ -61,7 +62,8 @@ class BookSync:
         return [msg]
 
     @staticmethod
-    def _ticker(msg: object) -> list[object]:
+    def _pass_through(msg: object) -> list[object]:
+        """Tickers and klines: market data that needs no book state."""
         return [msg]
 
     def _reject(self, msg: Rejected) -> list[object]:

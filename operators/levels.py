@@ -121,6 +121,22 @@ def check_price_quantity(price: object, quantity: object, what: str) -> None:
         raise BadMessage(f"{what}: price {price!r:.40} or quantity {quantity!r:.40} is invalid")
 
 
+def check_candle(open_: object, high: object, low: object, close: object, volume: object, quote_volume: object) -> None:
+    """Validate a candle's texts: positive prices with low <= open, close <= high, and
+    non-negative volumes (a candle without trades repeats the last price with volume 0)."""
+    values: dict[str, float] = {}
+    for name, price in (("open", open_), ("high", high), ("low", low), ("close", close)):
+        if type(price) is not str or not _DECIMAL(price) or not 0.0 < float(price) < math.inf:
+            raise BadMessage(f"kline {name} price {price!r:.40} is not a positive decimal string")
+        values[name] = float(price)
+    for name, amount in (("volume", volume), ("quote volume", quote_volume)):
+        if type(amount) is not str or not _DECIMAL(amount) or not float(amount) < math.inf:
+            raise BadMessage(f"kline {name} {amount!r:.40} is not a non-negative decimal string")
+    body = (values["open"], values["close"])
+    if not values["low"] <= min(body) <= max(body) <= values["high"]:
+        raise BadMessage(f"kline prices out of order: open {open_} high {high} low {low} close {close}")
+
+
 def exchange_time(value: object, recv_ns: int) -> int | None:
     """Check an exchange timestamp (ms) against the local receive time; None when absent."""
     if value is None:

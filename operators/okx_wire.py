@@ -1,19 +1,22 @@
-"""OKX v5 public message shapes: order-book channels, trades, tickers, and control frames.
+"""OKX v5 public message shapes: order-book channels, trades, tickers, candles, control frames.
 
 `books`, `books-l2-tbt` and `books50-l2-tbt` share one protocol (snapshot, then updates
-with optional `seqId`/`prevSeqId` and `checksum`), so they decode alike.
+with optional `seqId`/`prevSeqId` and `checksum`), so they decode alike. Candles
+(`candle1m`...) come from the business websocket (`/ws/v5/business`) as arrays
+`[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`; its acks decode like the public ones.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from operators.levels import BadMessage, check_price_quantity, exchange_time, parse_side
+from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, OkxDeepBook, Rejected
-from schemas.events import Ticker, Trade
+from schemas.events import Kline, Ticker, Trade
 from schemas.raw import RawEvent
 
 # Order-book channels and the number of best levels per side each one maintains.
@@ -21,6 +24,13 @@ BOOK_CHANNELS = {"books": 400, "books-l2-tbt": 400, "books50-l2-tbt": 50}
 _CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "login", "channel-conn-count"})
 
 Decoded = tuple[str | None, object]
+
+CANDLE_PREFIX = "candle"
+# Candle bars of a fixed length, as OKX names them ("1m", "4H", "1D"); the unit in Binance's
+# lower case on the event so both venues' "1m" agree. Months and the "utc" bars are not read.
+_BAR = re.compile(r"([1-9][0-9]{0,2})([smHDW])").fullmatch
+_BAR_MS = {"s": 1000, "m": 60_000, "H": 3_600_000, "D": 86_400_000, "W": 604_800_000}
+_CANDLE_FIELDS = 9  # ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm
 
 
 def _optional_int(entry: dict[str, Any], name: str) -> int | None:
@@ -90,8 +100,46 @@ def _ticker(raw: RawEvent, symbol: str, entry: dict[str, Any]) -> Ticker:
     )
 
 
+def _candle(raw: RawEvent, symbol: str, bar: str, entry: Any) -> Kline:
+    shape = _BAR(bar)
+    if shape is None:
+        raise BadMessage(f"unsupported candle bar {bar!r:.20} (fixed-length bars such as 1m, 4H, 1D only)")
+    if not isinstance(entry, list) or len(entry) < _CANDLE_FIELDS or not all(type(v) is str for v in entry):
+        shape_text = "[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]"
+        raise BadMessage(f"a candle must be {_CANDLE_FIELDS} strings {shape_text}, got {entry!r:.120}")
+    ts, open_, high, low, close, volume, _, quote_volume, confirm = entry[:_CANDLE_FIELDS]
+    if not ts.isdigit():
+        raise BadMessage(f"candle open time {ts!r:.40} is not a string of digits")
+    check_candle(open_, high, low, close, volume, quote_volume)
+    if confirm not in ("0", "1"):
+        raise BadMessage(f"candle confirm must be '0' or '1', got {confirm!r:.20}")
+    count, unit = shape.groups()
+    open_time = exchange_time(int(ts), raw.recv_ns)
+    assert open_time is not None
+    return Kline(
+        venue=raw.venue,
+        symbol=symbol,
+        interval=f"{count}{unit.lower()}",
+        open_time=open_time,
+        close_time=open_time + int(count) * _BAR_MS[unit] - 1,
+        open=open_,
+        high=high,
+        low=low,
+        close=close,
+        volume=volume,
+        quote_volume=quote_volume,
+        trade_count=None,
+        is_closed=confirm == "1",
+        exchange_ms=None,
+        recv_ns=raw.recv_ns,
+    )
+
+
 def _decode_push(raw: RawEvent, obj: dict[str, Any], symbol: str, channel: str) -> list[Decoded]:
     entries = obj.get("data")
+    if channel.startswith(CANDLE_PREFIX) and isinstance(entries, list) and entries:
+        bar = channel[len(CANDLE_PREFIX) :]
+        return [(symbol, _candle(raw, symbol, bar, entry)) for entry in entries]
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise BadMessage("'data' must be a non-empty list of objects")
     if channel in BOOK_CHANNELS:

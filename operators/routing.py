@@ -1,9 +1,9 @@
 """Which NATS subjects each normalized event goes to, with the payload and a stable message id.
 
 Subjects are the plan's, lower case: `orderbook.full|snapshot|delta|pure_delta.{ex}.{sym}`,
-`market.{ex}.{sym}.trade|ticker`. The message id (JetStream `Nats-Msg-Id`) is derived from
-the exchange's own ids, so a publish retried after an outage, or replayed after a
-restart, is stored once.
+`market.{ex}.{sym}.trade|ticker`, `market.{ex}.{sym}.kline.{interval}`. The message id
+(JetStream `Nats-Msg-Id`) is derived from the exchange's own ids, so a publish retried
+after an outage, or replayed after a restart, is stored once.
 
 Full books go to `orderbook.full` every time (every (re)sync and every full interval) and
 to `orderbook.snapshot` after every (re)sync and audit, and as the first book of every
@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import orjson
 
-from schemas.encoding import book_delta_dict, book_full_dict, book_update_dict, ticker_dict, trade_dict
-from schemas.events import BookDelta, BookFull, Ticker, Trade
+from schemas.encoding import book_delta_dict, book_full_dict, book_update_dict, kline_dict, ticker_dict, trade_dict
+from schemas.events import BookDelta, BookFull, Kline, Ticker, Trade
 from schemas.publication import Publication
 from schemas.streams import subject
 
 
 def _id_part(venue: str, symbol: str) -> str:
     return f"{venue}.{symbol.lower()}"
+
+
+def kline_msg_id(kline: Kline) -> str:
+    """One id per distinct update of a candle: its open time, whether it is closed, and what
+    moves between two pushes of an open candle: the push's exchange time (Binance E) or,
+    where the venue sends none (OKX), the volume so far, which grows with every trade (an
+    OKX push with the same volume repeats the same candle, so sharing its id is right)."""
+    moment = kline.exchange_ms if kline.exchange_ms is not None else f"v{kline.volume}"
+    state = "c" if kline.is_closed else "o"
+    return f"kl.{_id_part(kline.venue, kline.symbol)}.{kline.interval}.{kline.open_time}.{moment}.{state}"
 
 
 def publications(event: object) -> list[Publication]:
@@ -46,4 +56,7 @@ def publications(event: object) -> list[Publication]:
     if isinstance(event, Ticker):
         ident = f"k.{_id_part(event.venue, event.symbol)}.{event.update_id if event.update_id is not None else event.recv_ns}"
         return [Publication(subject("ticker", event.venue, event.symbol), orjson.dumps(ticker_dict(event)), ident)]
+    if isinstance(event, Kline):
+        kline_subject = subject("kline", event.venue, event.symbol, event.interval)
+        return [Publication(kline_subject, orjson.dumps(kline_dict(event)), kline_msg_id(event))]
     return []

@@ -78,7 +78,7 @@ class Rejected:
 
 @dataclass(slots=True)
 class Ignored:
-    """A well-formed message we do not use (subscription acks, klines, pongs)."""
+    """A well-formed message we do not use (subscription acks, pongs, 24 h tickers)."""
 
     venue: str
     what: str

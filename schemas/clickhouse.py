@@ -1,4 +1,4 @@
-"""The ClickHouse schema as code: five tables, their migrations, and retention from settings.
+"""The ClickHouse schema as code: six tables, their migrations, and retention from settings.
 
 Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
 
@@ -13,8 +13,9 @@ Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
 - `orderbook_full_depth` (the plan's table) keeps the top 20 per side in small columns for
   fast queries, and the whole depth in ZSTD-compressed arrays that only a full read touches.
 - Every table is a `ReplacingMergeTree` whose sorting key is the event's identity
-  (exchange, symbol, time, update id or trade id), `PARTITION BY toYYYYMM(time)`. A
-  batch retried with the same `insert_deduplication_token` is dropped at insert (the
+  (exchange, symbol, time, update id or trade id; for klines the candle, see `KLINES`),
+  `PARTITION BY toYYYYMM(time)`. A batch retried with the same
+  `insert_deduplication_token` is dropped at insert (the
   tables keep the last DEDUP_WINDOW_BLOCKS block hashes); rows replayed in differently cut
   batches (a crash, a re-run replay) collapse on merge, and `FINAL` reads see them once.
   (Two full books at one update id and exchange time are one book: the newest receipt,
@@ -27,11 +28,12 @@ Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
 
 The DDL needs ClickHouse 23 or newer (chDB included); tests run it on chDB.
 
-Migrations: version 1 creates every table from the definitions below (the latest shape);
-each later change adds a migration of idempotent statements (`ADD COLUMN IF NOT EXISTS`,
-`MODIFY COLUMN ... CODEC`) and updates the definition, so a new database and an old one
-end up alike. Applied versions are recorded in `schema_migrations`. Retention is not a
-migration: it is a setting, compared with each table's TTL on every start.
+Migrations: version 1 creates the first five tables from the definitions below (their
+latest shape); each later change adds a migration of idempotent statements (`CREATE TABLE
+IF NOT EXISTS` for a new table, `ADD COLUMN IF NOT EXISTS`, `MODIFY COLUMN ... CODEC`) and
+updates the definition, so a new database and an old one end up alike. Applied versions
+are recorded in `schema_migrations`. Retention is not a migration: it is a setting,
+compared with each table's TTL on every start.
 """
 
 from __future__ import annotations
@@ -206,9 +208,39 @@ QUALITY_EVENTS = Table(
     version_column="collected_at",
 )
 
-TABLES: dict[str, Table] = {
-    t.name: t for t in (ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TRADES, TICKERS, QUALITY_EVENTS)
-}
+# One row per candle: a candle's updates share its key (venue, symbol, interval, open time),
+# so the latest receipt replaces the earlier ones and `FINAL` reads the candle as it stands,
+# its last closed state once `is_closed`. Every update stays on NATS and in the recordings,
+# and the trades table holds what a finer history would need. Candles lie on a regular
+# grid of open times: DoubleDelta, as for book times. The JSON's `interval` is
+# `kline_interval` here: INTERVAL is a word of ClickHouse's SQL, which older servers
+# (18.16) cannot read as a column name in ORDER BY.
+KLINES = Table(
+    "klines",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("kline_interval", NAME),
+        Column("open_time", BOOK_TIME),
+        Column("close_time", BOOK_TIME),
+        Column("open_price", DECIMAL_TEXT),
+        Column("high_price", DECIMAL_TEXT),
+        Column("low_price", DECIMAL_TEXT),
+        Column("close_price", DECIMAL_TEXT),
+        Column("volume", DECIMAL_TEXT),
+        Column("quote_volume", DECIMAL_TEXT),
+        Column("trade_count", "Nullable(UInt64) CODEC(T64, ZSTD(1))"),
+        Column("is_closed", "Bool"),
+        Column("timestamp", MARKET_TIME),
+        Column("collected_at", RECEIVED),
+    ),
+    order_by=("exchange_name", "symbol_name", "kline_interval", "open_time"),
+    time_column="open_time",
+    version_column="collected_at",
+)
+
+FIRST_TABLES = (ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TRADES, TICKERS, QUALITY_EVENTS)
+TABLES: dict[str, Table] = {t.name: t for t in (*FIRST_TABLES, KLINES)}
 
 MIGRATIONS_TABLE = "schema_migrations"
 
@@ -224,7 +256,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "order book deltas, full-depth books, trades, tickers, quality events",
-        tuple(t.create_sql("{db}") for t in TABLES.values()),
+        tuple(t.create_sql("{db}") for t in FIRST_TABLES),
     ),
     Migration(
         2,
@@ -235,8 +267,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             if column.name.startswith("kept_")
         ),
     ),
+    Migration(3, "klines: one row per candle, the latest update of each", (KLINES.create_sql("{db}"),)),
     Migration(
-        3,
+        4,
         "orderbook_full_depth: the exact depth of each side",
         tuple(
             f"ALTER TABLE {{db}}.orderbook_full_depth ADD COLUMN IF NOT EXISTS {column.name} {column.type}"

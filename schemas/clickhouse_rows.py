@@ -16,8 +16,10 @@ from typing import Any
 
 import orjson
 
-from schemas.clickhouse import ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS, TRADES, Table
-from schemas.events import BookDelta, BookFull, PriceQty, QualityEvent, Ticker, Trade
+from schemas.clickhouse import (
+    KLINES, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS, TRADES, Table,
+)
+from schemas.events import BookDelta, BookFull, Kline, PriceQty, QualityEvent, Ticker, Trade
 
 Batch = dict[str, list[Any]]
 Row = tuple[Any, ...]
@@ -73,12 +75,20 @@ def _quality_row(q: QualityEvent) -> Row:
     return (q.venue, q.symbol or "", q.recv_ns, q.kind, q.detail, q.update_id)
 
 
+def _kline_row(k: Kline) -> Row:
+    return (
+        k.venue, k.symbol, k.interval, k.open_time, k.close_time, k.open, k.high, k.low, k.close,
+        k.volume, k.quote_volume, k.trade_count, k.is_closed, _ms(k.exchange_ms, k.recv_ns), k.recv_ns,
+    )
+
+
 _ROWS: dict[type, tuple[Table, Callable[[Any], Row]]] = {
     BookDelta: (ORDERBOOK_DELTAS, _delta_row),
     BookFull: (ORDERBOOK_FULL_DEPTH, _full_row),
     Trade: (TRADES, _trade_row),
     Ticker: (TICKERS, _ticker_row),
     QualityEvent: (QUALITY_EVENTS, _quality_row),
+    Kline: (KLINES, _kline_row),
 }
 
 
@@ -121,10 +131,15 @@ def batch_len(batch: Batch) -> int:
 def batch_token(table: str, batch: Batch) -> str:
     """A deterministic `insert_deduplication_token`: the table and its rows' identities.
 
-    Rows are identified by the sorting key, so two batches with the same token hold the
-    same rows, and a retried or replayed batch is recognised whoever cut it.
+    Rows are identified by the sorting key and the version, so two batches with the same
+    token hold the same rows, and a retried or replayed batch is recognised whoever cut it.
+    (The version matters where updates share a key: two batches of a candle's updates.)
     """
-    keys = [batch[name] for name in TABLES[table].order_by]
+    definition = TABLES[table]
+    names = definition.order_by
+    if definition.version_column not in names:
+        names = (*names, definition.version_column)
+    keys = [batch[name] for name in names]
     digest = hashlib.blake2b(orjson.dumps(keys), digest_size=16).hexdigest()
     return f"{table}:{batch_len(batch)}:{digest}"
 
@@ -210,6 +225,15 @@ def _ticker(r: dict[str, Any]) -> Ticker:
     )
 
 
+def _kline(r: dict[str, Any]) -> Kline:
+    return Kline(
+        venue=r["exchange_name"], symbol=r["symbol_name"], interval=r["kline_interval"], open_time=r["open_time"],
+        close_time=r["close_time"], open=r["open_price"], high=r["high_price"], low=r["low_price"],
+        close=r["close_price"], volume=r["volume"], quote_volume=r["quote_volume"], trade_count=r["trade_count"],
+        is_closed=bool(r["is_closed"]), exchange_ms=r["timestamp"], recv_ns=r["collected_at"],
+    )
+
+
 def _quality(r: dict[str, Any]) -> QualityEvent:
     return QualityEvent(
         r["exchange_name"], r["symbol_name"] or None, r["kind"], r["detail"], r["update_id"], r["collected_at"]
@@ -222,6 +246,7 @@ _EVENTS: dict[str, Callable[[dict[str, Any]], object]] = {
     TRADES.name: _trade,
     TICKERS.name: _ticker,
     QUALITY_EVENTS.name: _quality,
+    KLINES.name: _kline,
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from schemas.events import BookDelta, BookFull, QualityEvent, Ticker, Trade
+from schemas.events import BookDelta, BookFull, Kline, QualityEvent, Ticker, Trade
 
 
 @lru_cache(maxsize=4096)
@@ -97,6 +97,15 @@ def book_delta_dict(delta: BookDelta) -> dict[str, Any]:
     }
 
 
+def removed_prices(levels: Sequence[Sequence[str]]) -> list[str]:
+    """The prices of an update whose quantity became 0 ("0", "0.00000000"), exact text.
+
+    Every quantity was checked to be a plain decimal, so it is zero exactly when it holds
+    no digit other than 0.
+    """
+    return [level[0] for level in levels if not level[1].strip("0.")]
+
+
 def book_update_dict(delta: BookDelta) -> dict[str, Any]:
     """The plan's `orderbook.delta` payload: an update with its changes and the top of book."""
     collected = iso_from_ns(delta.recv_ns)
@@ -114,6 +123,8 @@ def book_update_dict(delta: BookDelta) -> dict[str, Any]:
         "depth_levels": len(delta.top_bids) + len(delta.top_asks),
         "bid_changes": levels_json(delta.bid_updates),
         "ask_changes": levels_json(delta.ask_updates),
+        "removed_bids": removed_prices(delta.bid_updates),
+        "removed_asks": removed_prices(delta.ask_updates),
         "checksum": None,
         "is_valid": True,
         "validation_errors": [],
@@ -153,6 +164,27 @@ def ticker_dict(ticker: Ticker) -> dict[str, Any]:
     }
 
 
+def kline_dict(kline: Kline) -> dict[str, Any]:
+    return {
+        "event_type": "kline",
+        "exchange_name": kline.venue,
+        "symbol_name": kline.symbol,
+        "interval": kline.interval,
+        "open_time": iso_from_ms(kline.open_time),
+        "close_time": iso_from_ms(kline.close_time),
+        "open_price": kline.open,
+        "high_price": kline.high,
+        "low_price": kline.low,
+        "close_price": kline.close,
+        "volume": kline.volume,
+        "quote_volume": kline.quote_volume,
+        "trade_count": kline.trade_count,
+        "is_closed": kline.is_closed,
+        "timestamp": _exchange_time(kline.exchange_ms, kline.recv_ns),
+        "collected_at": iso_from_ns(kline.recv_ns),
+    }
+
+
 def quality_dict(event: QualityEvent) -> dict[str, Any]:
     return {
         "event_type": "quality",
@@ -171,6 +203,7 @@ _ENCODERS = {
     Trade: trade_dict,
     Ticker: ticker_dict,
     QualityEvent: quality_dict,
+    Kline: kline_dict,
 }
 
 

@@ -162,4 +162,26 @@ class BookStats:
     last_recv_ns: int | None = None  # receive time of the last message that changed the book
 
 
-NormalizedEvent = BookFull | BookDelta | Trade | Ticker | QualityEvent | ResyncRequest
+@dataclass(slots=True)
+class Kline:
+    """One candlestick update (Binance `@kline_<interval>`, OKX `candle<interval>`): the candle
+    so far, or its final state when `is_closed`; venues push an open candle every second or two."""
+
+    venue: str
+    symbol: str
+    interval: str  # "1m"
+    open_time: int  # ms, the first millisecond of the candle
+    close_time: int  # ms, its last millisecond
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str  # base asset
+    quote_volume: str
+    trade_count: int | None  # None where the venue does not say (OKX)
+    is_closed: bool
+    exchange_ms: int | None  # the push's event time (Binance E); OKX sends none
+    recv_ns: int
+
+
+NormalizedEvent = BookFull | BookDelta | Trade | Ticker | QualityEvent | ResyncRequest | Kline

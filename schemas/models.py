@@ -8,11 +8,12 @@ written against the plan reads our payloads unchanged.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+DecimalText = Annotated[str, Field(pattern=DECIMAL_PATTERN)]
 
 
 class PriceLevel(BaseModel):
@@ -49,6 +50,10 @@ class EnhancedOrderBook(BaseModel):
     exact_ask_levels: int | None = Field(default=None, ge=0, description="the same for asks")
     bid_changes: list[PriceLevel] | None = Field(default=None, description="update only: the levels it changed")
     ask_changes: list[PriceLevel] | None = None
+    removed_bids: list[DecimalText] | None = Field(
+        default=None, description="update only: prices of bid_changes whose quantity became 0, exact text"
+    )
+    removed_asks: list[DecimalText] | None = Field(default=None, description="update only: the same for asks")
     checksum: int | None = None
     is_valid: bool = True
     validation_errors: list[str] = []
@@ -106,6 +111,28 @@ class NormalizedTicker(BaseModel):
     collected_at: datetime
 
 
+class NormalizedKline(BaseModel):
+    """One candlestick update: the candle so far, or its final state once `is_closed`."""
+
+    model_config = ConfigDict(extra="forbid", title="Kline")
+    event_type: Literal["kline"] = "kline"
+    exchange_name: str
+    symbol_name: str
+    interval: str = Field(description='"1m"; the unit in lower case for minutes, hours, days, weeks')
+    open_time: datetime = Field(description="the candle's first millisecond")
+    close_time: datetime = Field(description="its last millisecond")
+    open_price: DecimalText
+    high_price: DecimalText
+    low_price: DecimalText
+    close_price: DecimalText
+    volume: DecimalText = Field(description="traded in the base asset")
+    quote_volume: DecimalText = Field(description="traded in the quote asset")
+    trade_count: int | None = Field(ge=0, description="None where the venue does not say (OKX)")
+    is_closed: bool = Field(description="false while the candle is still open; its last update is true")
+    timestamp: datetime = Field(description="the push's exchange time (receive time where the venue sends none: OKX)")
+    collected_at: datetime
+
+
 class QualityEventModel(BaseModel):
     """A gap, checksum failure, crossed book, rejected message or resync, and its cause."""
 
@@ -128,6 +155,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "trade": NormalizedTrade,
     "ticker": NormalizedTicker,
     "quality": QualityEventModel,
+    "kline": NormalizedKline,
 }
 
 

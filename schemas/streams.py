@@ -3,8 +3,8 @@
 Values follow the original plan and can be overridden from the environment
 (MARKETPRISM_NATS_...; one stream's field with `__`, e.g.
 `MARKETPRISM_NATS_ORDERBOOK_DELTA__MAX_AGE_S=7200`). Every subject has four
-lower-case tokens, so a stream filter must name all four: the plan's
-`orderbook.full.*` would match nothing we publish.
+lower-case tokens (klines five: `market.{ex}.{sym}.kline.{interval}`), so a stream
+filter must name all of them: the plan's `orderbook.full.*` would match nothing we publish.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ MiB = 1024**2
 HOUR_S = 3600
 
 SubjectKind = Literal[
-    "full", "snapshot", "delta", "update", "pure_delta", "trade", "ticker", "quality", "funding_rate", "open_interest"
+    "full", "snapshot", "delta", "update", "pure_delta", "trade", "ticker", "quality", "funding_rate", "open_interest",
+    "kline",
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -34,6 +35,7 @@ _TEMPLATES: dict[str, str] = {
     "quality": "market.{exchange}.{symbol}.quality",
     "funding_rate": "market.{exchange}.{symbol}.funding_rate",
     "open_interest": "market.{exchange}.{symbol}.open_interest",
+    "kline": "market.{exchange}.{symbol}.kline.{interval}",
 }
 
 _FORBIDDEN_IN_TOKEN = frozenset(".*> \t\r\n")
@@ -46,9 +48,13 @@ def _token(value: str) -> str:
     return token
 
 
-def subject(kind: SubjectKind, exchange: str, symbol: str) -> str:
-    """`subject("full", "binance", "BTC-USDT")` -> `orderbook.full.binance.btc-usdt`."""
-    return _TEMPLATES[kind].format(exchange=_token(exchange), symbol=_token(symbol))
+def subject(kind: SubjectKind, exchange: str, symbol: str, interval: str | None = None) -> str:
+    """`subject("full", "binance", "BTC-USDT")` -> `orderbook.full.binance.btc-usdt`; klines
+    name their interval: `subject("kline", "okx", "BTC-USDT", "1m")` -> `market.okx.btc-usdt.kline.1m`."""
+    template = _TEMPLATES[kind]
+    if ("{interval}" in template) != (interval is not None):
+        raise ValueError(f"a {kind} subject {'needs' if interval is None else 'takes no'} interval")
+    return template.format(exchange=_token(exchange), symbol=_token(symbol), interval=_token(interval or "-"))
 
 
 def subject_matches(pattern: str, subject_: str) -> bool:

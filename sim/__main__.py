@@ -71,7 +71,7 @@ async def serve(exchange: SimExchange, status_every: float) -> None:
     settings = exchange.settings
     await exchange.start()
     print(f"binance  REST {exchange.binance_url}  websocket {exchange.binance_ws_url}/ws/<stream> | /stream?streams=")
-    print(f"okx      REST {exchange.okx_url}  websocket {exchange.okx_ws_url}")
+    print(f"okx      REST {exchange.okx_url}  websocket {exchange.okx_ws_url}  business {exchange.okx_business_ws_url}")
     print(f"symbols {', '.join(settings.symbols)}, seed {settings.seed}; Ctrl-C stops", flush=True)
     seen = 0
     try:

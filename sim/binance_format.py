@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from sim.candles import CandlePush
 from sim.market import ASK, BID, Market, Top, Trade, Window
 from sim.decimal_text import decimal_text
 from sim.specs import BINANCE_DECIMALS, SymbolSpec
@@ -20,6 +21,8 @@ from sim.specs import BINANCE_DECIMALS, SymbolSpec
 Message = dict[str, Any]
 
 DEPTH_STREAM = "depth@100ms"
+KLINE_STREAM = "kline_1m"
+KLINE_PUSH_MS = 2000  # Binance: "Update Speed: 2000ms" for intervals other than 1s
 REST_BASE = "https://api.binance.com"
 WS_BASE = "wss://stream.binance.com:9443"
 
@@ -109,6 +112,41 @@ def book_ticker(spec: SymbolSpec, update_id: int, top: Top) -> Message:
             "B": spec.qty_text(bid_qty),
             "a": spec.price_text(ask),
             "A": spec.qty_text(ask_qty),
+        },
+    }
+
+
+def kline(spec: SymbolSpec, push: CandlePush) -> Message:
+    """One `@kline_1m` event: the candle so far (`x` false) or its final state (`x` true).
+    Quote volumes are exact sums of price x quantity, written with the venue's 8 decimals."""
+    candle, wire = push.candle, wire_symbol(spec.symbol)
+    price, qty = spec.price_text, spec.qty_text
+    quote_decimals = spec.price_decimals + spec.qty_decimals
+    return {
+        "stream": stream_name(spec.symbol, KLINE_STREAM),
+        "data": {
+            "e": "kline",
+            "E": push.at_ms,
+            "s": wire,
+            "k": {
+                "t": candle.open_ms,
+                "T": candle.close_ms,
+                "s": wire,
+                "i": "1m",
+                "f": candle.first_trade_id,
+                "L": candle.last_trade_id,
+                "o": price(candle.open),
+                "c": price(candle.close),
+                "h": price(candle.high),
+                "l": price(candle.low),
+                "v": qty(candle.volume),
+                "n": candle.trades,
+                "x": push.closed,
+                "q": decimal_text(candle.quote_volume, quote_decimals, spec.text_decimals),
+                "V": qty(candle.taker_buy_volume),
+                "Q": decimal_text(candle.taker_buy_quote_volume, quote_decimals, spec.text_decimals),
+                "B": "0",
+            },
         },
     }
 

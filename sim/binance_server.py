@@ -9,9 +9,10 @@ REST (answered in websockets' `process_request`, see `rest`):
 Websocket: `/ws/<stream>` (raw payloads), `/stream?streams=a/b/c` (the combined envelope),
 and either without streams, subscribing later with `SUBSCRIBE` / `UNSUBSCRIBE` /
 `LIST_SUBSCRIPTIONS`. Streams: `<sym>@depth@100ms`, `<sym>@trade`, `<sym>@aggTrade`,
-`<sym>@bookTicker`; an unknown stream in the URL is refused with HTTP 400. The server
-pings every `ping_interval_s` and closes (1008) a connection that leaves a ping
-unanswered for `pong_timeout_s`; more than `messages_per_s` incoming messages in a second
+`<sym>@bookTicker`, `<sym>@kline_1m` (the candle of the market's own trades every 2 s and
+once more, closed, at the minute's end: `candles`); an unknown stream in the URL is
+refused with HTTP 400. The server pings every `ping_interval_s` and closes (1008) a
+connection that leaves a ping unanswered for `pong_timeout_s`; more than `messages_per_s` incoming messages in a second
 close it too (pongs are answered inside websockets and are not counted). At the end of
 `lifetime_s` it sends `{"e":"serverShutdown","E":ms}` (no envelope) and closes with 1001.
 """
@@ -29,7 +30,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from sim import binance_format
-from sim.binance_format import DEPTH_STREAM, Message, stream_name, wire_symbol
+from sim.binance_format import DEPTH_STREAM, KLINE_PUSH_MS, KLINE_STREAM, Message, stream_name, wire_symbol
+from sim.candles import CandleFeed
 from sim.limits import RequestWeights, SlidingWindow, Verdict, binance_depth_weight
 from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, showable
 from sim.live_market import LiveMarket
@@ -38,7 +40,7 @@ from sim.peer import Peer
 from sim.rest import parse_target, respond, respond_json
 from sim.settings import BinanceSettings
 
-CHANNELS = (DEPTH_STREAM, "trade", "aggTrade", "bookTicker")
+CHANNELS = (DEPTH_STREAM, "trade", "aggTrade", "bookTicker", KLINE_STREAM)
 MAX_DEPTH = 5000
 EXCHANGE_INFO_WEIGHT = 20
 METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`"
@@ -73,6 +75,7 @@ class BinanceVenue:
         self._known = {stream_name(symbol, channel): symbol for symbol in markets for channel in CHANNELS}
         self._clients: dict[str, set[_Client]] = {}  # stream -> subscribers
         self._increments = {symbol: IncrementFaults("binance") for symbol in markets}
+        self._candles = {symbol: _candle_feed(live) for symbol, live in markets.items()}
         self._weights = RequestWeights(settings.weight_limit, ban_s=settings.ban_s)
         self._incoming = SlidingWindow(settings.messages_per_s, 1.0)
         self.connections = 0
@@ -92,6 +95,7 @@ class BinanceVenue:
 
     def on_window(self, live: LiveMarket, window: Window) -> None:
         """The window's depth diff, through any armed message fault; quiet windows send nothing."""
+        self._publish_klines(live, window)
         diff = binance_format.depth_update(live.market.spec, window)
         if diff is None or not self._clients.get(diff["stream"]):
             return
@@ -101,6 +105,14 @@ class BinanceVenue:
             self._faults.record("binance", live.symbol, kind, f"U={diff['data']['U']} u={diff['data']['u']}")
         for frame in increments.frames(diff, kind):
             self._send(frame, diff["stream"])
+
+    def _publish_klines(self, live: LiveMarket, window: Window) -> None:
+        """Follow every window's trades (subscribed or not), push what is due to `@kline_1m` subscribers."""
+        spec = live.market.spec
+        pushes = self._candles[live.symbol].on_window(window)
+        if pushes and self._clients.get(stream_name(spec.symbol, KLINE_STREAM)):
+            for push in pushes:
+                self._send(binance_format.kline(spec, push))
 
     def peers_of(self, symbol: str) -> set[Peer]:
         """Every connection carrying a stream of `symbol`."""
@@ -301,6 +313,11 @@ class BinanceVenue:
         await asyncio.sleep(self._settings.lifetime_s)
         peer.push(binance_format.encode(binance_format.server_shutdown(self._now_ns() // 1_000_000)))
         peer.close_after_outbox(1001, "Connection lifetime expired")
+
+
+def _candle_feed(live: LiveMarket) -> CandleFeed:
+    """Candles from the first drawn window on, the best bid standing in for a last price until a trade."""
+    return CandleFeed(live.pending.start_ns // 1_000_000, live.market.top()[0], KLINE_PUSH_MS)
 
 
 def _weight_headers(used: int) -> list[tuple[str, str]]:

@@ -1,4 +1,5 @@
-"""OKX v5 public channels `books`, `trades` and `tickers`, written as the exchange writes them.
+"""OKX v5 public channels `books`, `trades` and `tickers`, and the business channel
+`candle1m`, written as the exchange writes them.
 
 `books` carries only the best 400 levels per side. The real exchange does not repeat a
 level that drops out of that window because better levels arrived, so subscribers keep
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from sim.candles import CandlePush
 from sim.decimal_text import decimal_text
 from sim.market import ASK, BID, Level, Market, Top, Trade, Unit, Window
 from sim.specs import SymbolSpec
@@ -31,6 +33,9 @@ Message = dict[str, Any]
 BOOK_DEPTH = 400
 CHECKSUM_DEPTH = 25
 WS_URL = "wss://ws.okx.com:8443/ws/v5/public"
+BUSINESS_WS_URL = "wss://ws.okx.com:8443/ws/v5/business"
+CANDLE_CHANNEL = "candle1m"
+CANDLE_PUSH_MS = 1000  # OKX: "the fastest push frequency is 1 push per second"
 _EVERYTHING = 1 << 62  # the window's edge when a side has fewer than BOOK_DEPTH levels
 
 
@@ -228,6 +233,22 @@ def trade(spec: SymbolSpec, fill: Trade) -> Message:
                 "side": "buy" if fill.taker_buys else "sell",
                 "ts": str(fill.ts_ns // 1_000_000),
             }
+        ],
+    }
+
+
+def candle(spec: SymbolSpec, push: CandlePush) -> Message:
+    """One `candle1m` push: `[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`, `ts` the
+    candle's open time; for spot both volCcy and volCcyQuote are the quote volume."""
+    bar, price = push.candle, spec.price_text
+    quote = decimal_text(bar.quote_volume, spec.price_decimals + spec.qty_decimals, None)
+    return {
+        "arg": {"channel": CANDLE_CHANNEL, "instId": spec.symbol},
+        "data": [
+            [
+                str(bar.open_ms), price(bar.open), price(bar.high), price(bar.low), price(bar.close),
+                spec.qty_text(bar.volume), quote, quote, "1" if push.closed else "0",
+            ]
         ],
     }
 

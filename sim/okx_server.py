@@ -16,7 +16,10 @@ channel or instrument, 60012 for anything else unreadable. Channels: `books` (ea
 subscription its own `okx_format.BooksFeed`: a 400-level snapshot at the next 100 ms tick,
 then one message per tick, updates or keep-alives, seqId = update id, less the shift of
 any `seq_reset` fault), `trades` (at each trade's time), `tickers` (after a window that
-traded or moved the top). Text `ping` gets `pong`. A connection with nothing sent either
+traded or moved the top). Websocket `/ws/v5/business` on the same port serves `candle1m`
+(the candle of the market's own trades once a second and once more, `confirm` "1", at the
+minute's end: `candles`); each path refuses the other's channels with 60018, as OKX does.
+Text `ping` gets `pong`. A connection with nothing sent either
 way for `idle_timeout_s` is closed with 4004; more than `connects_per_s` handshakes per
 second from one IP get HTTP 429.
 """
@@ -34,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from sim import okx_format
+from sim.candles import CandleFeed
 from sim.limits import SlidingWindow
 from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, showable
 from sim.live_market import LiveMarket
@@ -45,6 +49,8 @@ from sim.settings import OkxSettings
 
 WS_PATH = "/ws/v5/public"
 CHANNELS = ("books", "trades", "tickers")
+BUSINESS_PATH = "/ws/v5/business"
+BUSINESS_CHANNELS = (okx_format.CANDLE_CHANNEL,)
 BOOKS_MAX = 400
 BOOKS_FULL_MAX = 5000
 MS = 1_000_000
@@ -65,6 +71,7 @@ class _Client:
     conn_id: str
     heard: float  # loop time of the last message from the client
     subs: dict[tuple[str, str], _Books | None] = field(default_factory=dict)
+    channels: tuple[str, ...] = CHANNELS  # what its URL serves: public or business
 
 
 @dataclass
@@ -89,6 +96,7 @@ class OkxVenue:
         self._settings, self._markets, self._faults, self._now_ns = settings, markets, faults, now_ns
         self._subs: dict[tuple[str, str], dict[_Client, _Books | None]] = {}  # (channel, instId) -> clients
         self._tickers = {symbol: TickerFeed(live.market.spec) for symbol, live in markets.items()}
+        self._candles = {symbol: _candle_feed(live) for symbol, live in markets.items()}
         self._shift = dict.fromkeys(markets, 0)  # seqId = update id - shift
         self._full: dict[str, _BookRead] = {}
         self._books_limit = SlidingWindow(settings.books_per_2s, 2.0)
@@ -109,6 +117,7 @@ class OkxVenue:
 
     def on_window(self, live: LiveMarket, window: Window) -> None:
         """Each books subscription's message for the window, then the ticker if the window traded or moved the top."""
+        self._publish_candles(live, window)
         ts_ms = window.end_ns // MS
         books = self._subs.get(("books", live.symbol))
         if books:
@@ -116,9 +125,18 @@ class OkxVenue:
         if self._subs.get(("tickers", live.symbol)) and any(s.trades or s.top is not None for s in window.steps):
             self._send(("tickers", live.symbol), self._tickers[live.symbol].message(live.market.top(), ts_ms))
 
+    def _publish_candles(self, live: LiveMarket, window: Window) -> None:
+        """Follow every window's trades (subscribed or not), push what is due to `candle1m` subscribers."""
+        pushes = self._candles[live.symbol].on_window(window)
+        key = (okx_format.CANDLE_CHANNEL, live.symbol)
+        if pushes and self._subs.get(key):
+            for push in pushes:
+                self._send(key, okx_format.candle(live.market.spec, push))
+
     def peers_of(self, symbol: str) -> set[Peer]:
         """Every connection subscribed to a channel of `symbol`."""
-        return {client.peer for channel in CHANNELS for client in self._subs.get((channel, symbol), ())}
+        channels = (*CHANNELS, *BUSINESS_CHANNELS)
+        return {client.peer for channel in channels for client in self._subs.get((channel, symbol), ())}
 
     def _publish_books(
         self, live: LiveMarket, window: Window, books: dict[_Client, _Books | None], ts_ms: int
@@ -176,7 +194,7 @@ class OkxVenue:
         path, params = parse_target(request.path)
         ip = connection.remote_address[0]
         now = asyncio.get_running_loop().time()
-        if path == WS_PATH:
+        if path in (WS_PATH, BUSINESS_PATH):
             if not self._connects.allow(ip, now):
                 return respond_json(429, okx_format.rest_error("50011", "Too Many Requests"))
             return None
@@ -231,7 +249,8 @@ class OkxVenue:
     async def handler(self, connection: ServerConnection) -> None:
         """One websocket connection, from the handshake to its close."""
         loop = asyncio.get_running_loop()
-        client = _Client(Peer(connection), f"{self._conn_ids.getrandbits(32):08x}", loop.time())
+        conn_id = f"{self._conn_ids.getrandbits(32):08x}"
+        client = _Client(Peer(connection), conn_id, loop.time(), channels=_served_channels(connection))
         self.connections += 1
         tasks = [asyncio.create_task(client.peer.run()), asyncio.create_task(self._watch_idle(client))]
         try:
@@ -268,7 +287,7 @@ class OkxVenue:
         op = request["op"]
         for arg in request["args"]:
             channel, symbol = (arg.get("channel"), arg.get("instId")) if isinstance(arg, dict) else (None, None)
-            if channel not in CHANNELS or symbol not in self._markets:
+            if channel not in client.channels or symbol not in self._markets:
                 msg = (
                     f"Wrong URL or channel:{channel},instId:{symbol} doesn't exist. "
                     "Please use the correct URL, channel and parameters referring to API document."
@@ -298,6 +317,17 @@ class OkxVenue:
                 await client.peer.connection.close(4004, f"No data received in {idle:g}s")
                 return
             await asyncio.sleep(wait)
+
+
+def _served_channels(connection: ServerConnection) -> tuple[str, ...]:
+    """The channels of the connection's URL: `/ws/v5/business` serves candles, `/ws/v5/public` the rest."""
+    path, _ = parse_target(connection.request.path)  # type: ignore[union-attr]
+    return BUSINESS_CHANNELS if path == BUSINESS_PATH else CHANNELS
+
+
+def _candle_feed(live: LiveMarket) -> CandleFeed:
+    """Candles from the first drawn window on, the best bid standing in for a last price until a trade."""
+    return CandleFeed(live.pending.start_ns // MS, live.market.top()[0], okx_format.CANDLE_PUSH_MS)
 
 
 def _render(frame: Frame) -> str:

@@ -7,14 +7,19 @@ The file is our recording format: JSON Lines, plain or compressed by suffix (`.g
 
 What a client sees, per symbol:
 - Binance (one combined-stream socket, `binance-ws`): diffs from the first 100 ms on,
-  `@trade` as trades happen, and after each diff the window's `@bookTicker` events, each
+  `@trade` as trades happen, `@kline_1m` every 2 s and at each minute's close (`candles`),
+  and after each diff the window's `@bookTicker` events, each
   stamped with the update id whose top it shows, the last with the diff's `u` (the real
   exchange sends them in real time, ahead of the diff; placing them after it lets a client
   check each one against a book it already holds). About 0.3 s in, the REST snapshot
   (`binance-rest`) arrives; its `lastUpdateId` lies inside the diffs already streaming.
 - OKX (one socket, `okx-ws`): subscription acknowledgements, a `books` snapshot, then one
   `books` message per 100 ms, trades as they happen, and a ticker after any window that
-  traded or moved the top.
+  traded or moved the top. A second socket, `okx-business` (`/ws/v5/business`): its
+  acknowledgement, then `candle1m` every second and at each minute's close.
+
+Klines travel on links of their own (own latency draws), so adding them left every other
+frame of a recording as it was.
 
 `SymbolTruth.market.book_at(id)` is the true book at a Binance diff's `u` or snapshot's
 `lastUpdateId`, or at an OKX `seqId` (compare OKX over the top 400, see `okx_format`).
@@ -37,6 +42,7 @@ import orjson
 import zstandard
 
 from sim import binance_format, okx_format
+from sim.candles import CandleFeed
 from sim.faults import Fault, FaultInjector, FaultPlan
 from sim.market import WINDOW_NS, Market, Window
 from sim.specs import spec_for
@@ -95,10 +101,11 @@ def generate_recording(
         injector = FaultInjector(venue, symbol, schedule[(venue, symbol)], encode)
         truth.faults = injector.injected
         outbox = _Outbox(index, venue, truth.counts)
+        klines = _KlineLink(truth, outbox, random.Random(f"klines:{seed}:{venue}:{symbol}"))
         if venue == "binance":
-            streams.append(_binance(truth, outbox, net, injector, stop_ns, binance_depth_limit))
+            streams.append(_binance(truth, outbox, net, injector, stop_ns, binance_depth_limit, klines))
         else:
-            streams.append(_okx(truth, outbox, net, injector, stop_ns, okx_conn_id))
+            streams.append(_okx(truth, outbox, net, injector, stop_ns, okx_conn_id, klines))
     _write(Path(path), heapq.merge(*streams))
     return truths
 
@@ -136,8 +143,44 @@ class _Link:
         return self._last
 
 
+class _KlineLink:
+    """One symbol's candles on their own link: Binance's on the combined socket, OKX's on the
+    business socket, which opens with its acknowledgement (its own connId)."""
+
+    def __init__(self, truth: SymbolTruth, out: _Outbox, rng: random.Random) -> None:
+        self._truth, self._out = truth, out
+        self._feed: CandleFeed | None = None
+        self._binance = truth.venue == "binance"
+        self._conn = "binance-ws" if self._binance else "okx-business"
+        self._link = _Link(rng, 3 * MS if self._binance else 4 * MS)
+        if not self._binance:
+            ack = okx_format.subscribed(okx_format.CANDLE_CHANNEL, truth.symbol, f"{rng.getrandbits(32):08x}")
+            self._push(self._link.arrive(EPOCH_NS + 30 * MS), okx_format.encode(ack), "subscribe")
+
+    def on_window(self, window: Window) -> None:
+        spec = self._truth.market.spec
+        if self._feed is None:  # from the first window on, its top standing in for a last price until a trade
+            push_every = binance_format.KLINE_PUSH_MS if self._binance else okx_format.CANDLE_PUSH_MS
+            self._feed = CandleFeed(window.start_ns // MS, self._truth.market.top()[0], push_every)
+        for push in self._feed.on_window(window):
+            at = self._link.arrive(window.end_ns)
+            if self._binance:
+                self._push(at, binance_format.encode(binance_format.kline(spec, push)), "kline")
+            else:
+                self._push(at, okx_format.encode(okx_format.candle(spec, push)), okx_format.CANDLE_CHANNEL)
+
+    def _push(self, at_ns: int, text: str, label: str) -> None:
+        self._out.push(at_ns, self._conn, "ws", None, None, text, label)
+
+
 def _binance(
-    truth: SymbolTruth, out: _Outbox, net: random.Random, injector: FaultInjector, stop_ns: int, limit: int
+    truth: SymbolTruth,
+    out: _Outbox,
+    net: random.Random,
+    injector: FaultInjector,
+    stop_ns: int,
+    limit: int,
+    klines: _KlineLink,
 ) -> Iterator[_Frame]:
     market, symbol = truth.market, truth.symbol
     spec, encode = market.spec, binance_format.encode
@@ -163,6 +206,7 @@ def _binance(
                 update_id = diff["data"]["u"] if i == len(tops) - 1 else update_id
                 text = encode(binance_format.book_ticker(spec, update_id, top))
                 out.push(ws.arrive(window.end_ns), "binance-ws", "ws", None, None, text, "bookTicker")
+        klines.on_window(window)
         while snapshots and snapshots[0] <= window.end_ns:
             served_ns = snapshots.pop(0)
             update_id = _update_id_at(window, served_ns)
@@ -178,7 +222,13 @@ def _binance(
 
 
 def _okx(
-    truth: SymbolTruth, out: _Outbox, net: random.Random, injector: FaultInjector, stop_ns: int, conn_id: str
+    truth: SymbolTruth,
+    out: _Outbox,
+    net: random.Random,
+    injector: FaultInjector,
+    stop_ns: int,
+    conn_id: str,
+    klines: _KlineLink,
 ) -> Iterator[_Frame]:
     market, symbol = truth.market, truth.symbol
     spec, encode = market.spec, okx_format.encode
@@ -215,6 +265,7 @@ def _okx(
         if moved:
             text = encode(tickers.message(market.top(), ts_ms))
             out.push(ws.arrive(window.end_ns), "okx-ws", "ws", None, None, text, "tickers")
+        klines.on_window(window)
         yield from out.release(window.end_ns)
     injector.finish()
     yield from out.release()

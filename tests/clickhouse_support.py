@@ -23,7 +23,7 @@ from clickhouse_driver import Client
 from connectors.nats_server import free_loopback_port
 from flows.offline import recording_events
 from schemas.clickhouse import Table
-from schemas.events import BookDelta, BookFull, Ticker, Trade
+from schemas.events import BookDelta, BookFull, Kline, Ticker, Trade
 from sim.faults import FaultPlan
 from sim.recording import generate_recording
 
@@ -59,9 +59,24 @@ def as_stored(event: object) -> object:
         return replace(event, bids=pq(event.bids), asks=pq(event.asks), deep_bids=pq(event.deep_bids),
                        deep_asks=pq(event.deep_asks), kept_bids=pq(event.kept_bids), kept_asks=pq(event.kept_asks),
                        snapshot_slot_start=False, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
-    if isinstance(event, (Trade, Ticker)):
+    if isinstance(event, (Trade, Ticker, Kline)):
         return replace(event, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     return event
+
+
+def as_read_back(events: list[object]) -> list[object]:
+    """What `FINAL` reads give for stored events: each as stored, and of a candle's updates
+    only the latest receipt (the klines table keeps one row per candle)."""
+    latest: dict[tuple[str, str, str, int], Kline] = {}
+    others = []
+    for event in events:
+        if isinstance(event, Kline):
+            key = (event.venue, event.symbol, event.interval, event.open_time)
+            if key not in latest or event.recv_ns >= latest[key].recv_ns:
+                latest[key] = event
+        else:
+            others.append(as_stored(event))
+    return others + [as_stored(k) for k in latest.values()]
 
 
 def replay(path: Path) -> list[object]:

@@ -34,6 +34,17 @@ def _write(path: Path, messages: list[tuple[str, str, str | None, str]]) -> Path
     return path
 
 
+def _kline(high: str) -> str:
+    candle = {"t": 1_717_200_000_000, "T": 1_717_200_059_999, "s": "BTCUSDT", "i": "1m", "f": 1, "L": 2, "o": "90000.00",
+              "c": "90001.00", "h": high, "l": "89999.00", "v": "0.5", "n": 2, "x": False, "q": "45000.25"}
+    return orjson.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": 1_717_200_000_100, "s": "BTCUSDT", "k": candle}}).decode()
+
+
+def _okx_candle(confirm: str) -> str:
+    row = ["1717200000000", "90000", "90002", "89999", "90001", "0.5", "45000.25", "45000.25", confirm]
+    return orjson.dumps({"arg": {"channel": "candle1m", "instId": "BTC-USDT"}, "data": [row]}).decode()
+
+
 GOOD_BINANCE = [
     ("binance", "ws", None, _depth(100, 101, [["90000.00", "1.5"]], [])),
     ("binance", "rest", "BTC-USDT", orjson.dumps({"lastUpdateId": 100, "bids": [["89999.99", "2"]], "asks": [["90000.01", "3"]]}).decode()),
@@ -50,6 +61,8 @@ BAD = {
     "absurd timestamp": ("binance", "ws", None, _depth(102, 102, [["90000.00", "1"]], [], ms=42)),
     "okx bad size": ("okx", "ws", None, _okx_book("update", [["90000", "x", "0", "1"]], [], 2, 1)),
     "okx unknown channel": ("okx", "ws", None, orjson.dumps({"arg": {"channel": "nope", "instId": "BTC-USDT"}, "data": [{}]}).decode()),
+    "kline high below its close": ("binance", "ws", None, _kline(high="90000.50")),
+    "okx candle confirm": ("okx", "ws", None, _okx_candle(confirm="yes")),
 }
 
 EXPECTED_REASON = {
@@ -63,6 +76,8 @@ EXPECTED_REASON = {
     "absurd timestamp": "absurd exchange time",
     "okx bad size": "not a non-negative decimal string",
     "okx unknown channel": "unknown channel",
+    "kline high below its close": "kline prices out of order",
+    "okx candle confirm": "candle confirm must be '0' or '1'",
 }
 
 

@@ -22,7 +22,7 @@ from flows.steps import UNKEYED, BookSyncLogic, decode_step
 from operators.sync_base import SyncSettings
 from schemas.clickhouse import TABLES, TRADES, ClickHouseSettings
 from schemas.clickhouse_rows import table_of
-from tests.clickhouse_support import as_stored, chdb_dir, recording, replay
+from tests.clickhouse_support import as_read_back, chdb_dir, recording, replay
 
 _databases = itertools.count()
 
@@ -80,7 +80,7 @@ def test_a_replay_stores_every_event_once_however_often_it_runs(reader: ChdbBack
             reader.execute(f"SYSTEM STOP MERGES {config.database}.{name}")  # so a merge cannot hide a duplicate
     expected = stored_events()
     assert sink.stats.inserted_rows == len(expected) and sink.stats.inserted_batches > len(TABLES)
-    assert read_all(reader, config.database, expected) == Counter(repr(as_stored(e)) for e in expected)
+    assert read_all(reader, config.database, expected) == Counter(map(repr, as_read_back(expected)))
     raw = reader.query(f"SELECT count() FROM {config.database}.orderbook_deltas")[0][0]
     assert raw == sum(type(e).__name__ == "BookDelta" for e in expected), "the second run's batches were dropped by token"
 
@@ -100,7 +100,7 @@ def test_batches_spilled_while_the_server_was_away_are_inserted_by_the_next_run(
     partition.close()  # nothing new to write: it drains what the last run left
     expected = stored_events()
     assert back.stats.inserted_rows == len(expected) and not list(spill.glob("*.batch"))
-    assert read_all(reader, nobody.database, expected) == Counter(repr(as_stored(e)) for e in expected)
+    assert read_all(reader, nobody.database, expected) == Counter(map(repr, as_read_back(expected)))
 
 
 def test_a_batch_the_server_refuses_is_kept_aside_and_the_rest_flows_on(reader: ChdbBackend, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Stream definitions and subjects, without a server: the plan's numbers, four-token filters."""
+"""Stream definitions and subjects, without a server: the plan's numbers, four-token filters
+(five for klines)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def test_every_subject_has_four_tokens_and_one_stream(kind: str, exchange: str, 
     assert made == expected
     assert len(made.split(".")) == 4
     assert StreamSettings().stream_for(made) == stream
+
+
+def test_kline_subjects_name_their_interval_in_a_fifth_token() -> None:
+    made = subject("kline", "OKX", "BTC-USDT", "1m")
+    assert made == "market.okx.btc-usdt.kline.1m" and StreamSettings().stream_for(made) == "MARKET_DATA"
+    with pytest.raises(ValueError, match="needs interval"):
+        subject("kline", "okx", "BTC-USDT")
+    with pytest.raises(ValueError, match="takes no interval"):
+        subject("trade", "okx", "BTC-USDT", "1m")
+    with pytest.raises(ValueError):
+        subject("kline", "okx", "BTC-USDT", "1.m")
 
 
 def test_the_plans_two_token_filters_would_match_nothing() -> None:

@@ -70,7 +70,8 @@ def test_every_published_event_matches_its_json_schema(real_recordings: dict[str
             assert event["depth_levels"] == len(event["bids"]) + len(event["asks"])
             prices = [float(level["price"]) for level in event["bids"]]
             assert prices == sorted(prices, reverse=True)
-    assert set(seen) == {"orderbook", "pure_delta", "trade", "ticker", "quality"}  # quality: each book going in sync
+    assert set(seen) == {"orderbook", "pure_delta", "trade", "ticker", "kline", "quality"}  # quality: books going in sync
+    assert seen["kline"] == 7, "the @kline_1m messages of the captures: 2 Binance, 5 Binance.US"
     assert seen["orderbook"] > 11  # one per (re)sync per book, plus periodic refreshes
 
 

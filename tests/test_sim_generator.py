@@ -47,7 +47,8 @@ def binance_messages(lines: list[dict], symbol: str) -> list[tuple[str, dict]]:
         msg = orjson.loads(line["data"])
         stream = msg["stream"]
         if stream.startswith(wire.lower() + "@"):
-            kind = {"depth@100ms": "depth", "bookTicker": "ticker", "trade": "trade"}[stream.split("@", 1)[1]]
+            kinds = {"depth@100ms": "depth", "bookTicker": "ticker", "trade": "trade", "kline_1m": "kline"}
+            kind = kinds[stream.split("@", 1)[1]]
             out.append((kind, msg["data"]))
     return out
 

@@ -117,11 +117,44 @@ def test_binance_subscribe_methods_and_unknown_streams(sim: SimulatorThread) -> 
             "id": 2,
         }
         assert recv_until(ws, lambda m: m.get("e") == "trade", 5, "a trade")["s"] == "BTCUSDT"
-        ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 3}).decode())
+        ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_5m"], "id": 3}).decode())
         assert recv_until(ws, lambda m: m.get("id") == 3, 3, "the refusal")["error"]["code"] == 2
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{sim.binance_ws_url}/ws/dogeusdt@trade")
     assert refused.value.response.status_code == 400
+
+
+def test_binance_kline_stream_follows_its_own_trades(sim: SimulatorThread) -> None:
+    """Each @kline_1m push, against the last one of its candle: the trades in between (by id)
+    account for its new count, volumes, close, high and low; pushes come every 2 s."""
+    trades: dict[int, dict] = {}
+    pushes: list[dict] = []
+    with connect(f"{sim.binance_ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m") as ws:
+        deadline = time.monotonic() + 12
+        while len(pushes) < 4 and time.monotonic() < deadline:
+            message = recv_json(ws)
+            if message["stream"] == "btcusdt@trade":
+                trades[message["data"]["t"]] = message["data"]
+            else:
+                pushes.append(message["data"])
+    assert len(pushes) == 4, "four pushes in 12 s"
+    compared = 0
+    for before, after in zip(pushes, pushes[1:]):
+        old, new = before["k"], after["k"]
+        assert new["i"] == "1m" and new["T"] == new["t"] + 59_999 and new["t"] % 60_000 == 0
+        if new["t"] != old["t"] or old["x"]:
+            continue  # a new minute began in between
+        assert after["E"] - before["E"] == 2000 and not new["x"]
+        fills = [trades[i] for i in range(old["L"] + 1, new["L"] + 1)]  # every one was received
+        prices = [Decimal(old["h"]), Decimal(old["l"]), *(Decimal(f["p"]) for f in fills)]
+        assert new["n"] - old["n"] == len(fills) and new["f"] == old["f"]
+        assert Decimal(new["v"]) - Decimal(old["v"]) == sum(Decimal(f["q"]) for f in fills)
+        assert Decimal(new["q"]) - Decimal(old["q"]) == sum(Decimal(f["p"]) * Decimal(f["q"]) for f in fills)
+        assert (Decimal(new["h"]), Decimal(new["l"])) == (max(prices), min(prices))
+        assert new["c"] == (fills[-1]["p"] if fills else old["c"]) and new["o"] == old["o"]
+        assert all(new["t"] <= f["T"] <= after["E"] for f in fills)
+        compared += 1
+    assert compared >= 2
 
 
 def test_binance_exchange_info_lists_the_served_symbols(sim: SimulatorThread) -> None:
@@ -239,6 +272,40 @@ def test_okx_subscribe_ack_errors_and_unsubscribe(sim: SimulatorThread) -> None:
         assert recv_until(ws, lambda m: "event" in m, 3, "the unsubscribe ack")["event"] == "unsubscribe"
         ws.send("ping")
         assert ws.recv(timeout=3) == "pong", "a trade arrived after the unsubscribe ack"
+
+
+def test_okx_candles_come_from_the_business_url_only(sim: SimulatorThread) -> None:
+    candles = {"channel": "candle1m", "instId": "BTC-USDT"}
+    with connect(sim.okx_ws_url) as public:
+        public.send(orjson.dumps({"op": "subscribe", "args": [candles]}).decode())
+        refused = recv_json(public)
+    assert refused == {
+        "event": "error",
+        "code": "60018",
+        "msg": "Wrong URL or channel:candle1m,instId:BTC-USDT doesn't exist. "
+        "Please use the correct URL, channel and parameters referring to API document.",
+        "connId": refused["connId"],
+    }
+    assert sim.okx_business_ws_url.endswith("/ws/v5/business")
+    with connect(sim.okx_business_ws_url) as business:
+        books = {"channel": "books", "instId": "BTC-USDT"}
+        business.send(orjson.dumps({"op": "subscribe", "args": [candles, books]}).decode())
+        ack, error = recv_json(business), recv_json(business)
+        assert ack == {"event": "subscribe", "arg": candles, "connId": ack["connId"]}
+        assert error["code"] == "60018" and "channel:books" in error["msg"], "books live on /ws/v5/public"
+        pushes = []
+        for _ in range(3):
+            pushes.append((time.monotonic(), recv_until(business, lambda m: "data" in m, 3, "a candle")))
+    for (at, earlier), (later_at, later) in zip(pushes, pushes[1:]):
+        assert 0.6 < later_at - at < 1.5, "about one push a second"
+        assert later["arg"] == candles
+        (row,) = later["data"]
+        assert len(row) == 9 and all(isinstance(v, str) for v in row) and row[8] in ("0", "1")
+        assert int(row[0]) % 60_000 == 0 and row[6] == row[7], "spot: volCcy and volCcyQuote are both quote volume"
+        o, h, low, c = map(Decimal, row[1:5])
+        assert low <= min(o, c) <= max(o, c) <= h and Decimal(row[5]) >= 0
+        if earlier["data"][0][0] == row[0]:
+            assert Decimal(row[5]) >= Decimal(earlier["data"][0][5]), "an open candle's volume only grows"
 
 
 def test_okx_books_snapshot_then_updates_chain_with_valid_checksums(sim: SimulatorThread) -> None:
