@@ -120,7 +120,11 @@ def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
 
 
 def check_price_quantity(price: object, quantity: object, what: str) -> None:
-    """Validate one (price, quantity) pair outside a book side: trades and tickers."""
+    """Validate one (price, quantity) pair outside a book side: trades and tickers.
+
+    Their prices are carried and stored as text and never identify anything (trades are
+    keyed by trade id, tickers by time), so the 15-digit rule of book prices is not applied.
+    """
     if not (
         type(price) is str
         and type(quantity) is str
