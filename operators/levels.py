@@ -66,7 +66,9 @@ def _check_level(entry: Any, side: str, index: int) -> None:
     if not all(isinstance(extra, str) and _DECIMAL(extra) for extra in entry[2:]):
         raise BadMessage(f"{side}[{index}] has a non-decimal extra field: {entry!r:.80}")
     if not _SMALLEST_NORMAL <= float(price) < math.inf:
-        raise BadMessage(f"{side}[{index}] price {price!r:.40} is not a positive finite number (at least {_SMALLEST_NORMAL})")
+        raise BadMessage(
+            f"{side}[{index}] price {price!r:.40} is not a positive finite number (at least {_SMALLEST_NORMAL})"
+        )
     if not float(quantity) < math.inf:
         raise BadMessage(f"{side}[{index}] quantity {quantity!r:.40} is not finite")
     if _significant_digits(price) > _MAX_SIGNIFICANT:
@@ -88,8 +90,8 @@ def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
     """Check and convert one side's `[[price, qty, ...], ...]` into level changes.
 
     Prices must be plain decimals of at most 15 significant digits in the normal double
-    range (so each is its own float key); quantities non-negative plain decimals. The book keeps each wire list itself; a zero quantity
-    becomes None (removal).
+    range (so each is its own float key); quantities non-negative plain decimals. The
+    book keeps each wire list itself; a zero quantity becomes None (removal).
     """
     if type(raw) is not list or (raw and set(map(type, raw)) != _ONLY_LISTS):
         raise _explain(raw, side)
