@@ -6,8 +6,10 @@ per level). `bisect` finds a level in C, and inserts and removes are one memmove
 (40 KB at 5000 levels, about a microsecond). The best level is always index 0, so
 top-of-book is O(1) and a 5000-level full book is one slice, never a re-sort.
 
-Identity by float is exact here: a decimal of at most 15 significant digits maps to a
-unique IEEE-754 double, and `operators.levels` rejects prices with more.
+Identity by float is exact here: a decimal of at most 15 significant digits in the normal
+range maps to a unique IEEE-754 double, and `operators.levels` rejects every other price.
+So "1.0" and "1.00" are one level: an update in either text replaces the level, and the
+book then holds (and publishes) the text of the latest message.
 """
 
 from __future__ import annotations

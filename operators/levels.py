@@ -4,28 +4,34 @@ A message is validated whole before anything is applied, so a bad level never le
 half-applied book behind. Errors are `BadMessage` with a sentence a person can act on.
 
 The common case (every level fine) is checked with loops that run in C: the texts of a
-side are joined and inspected as one string, and converted with `map(float)`.
-Only a failing message pays for the slower pass that finds and names the bad level.
+side are joined and matched as one string, and converted with `map(float)`. Only a
+failing message pays for the slower pass that finds and names the bad level. Both passes
+accept exactly the same inputs (`tests/test_price_identity.py` holds them to that).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
+from itertools import repeat
 from typing import Any
 
 from operators.book import LevelChanges
 
-# Plain decimal text as the exchanges send it: digits, one optional fraction, nothing else.
-_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?").fullmatch
-# What a side joined as "p|q;p|q;..." may contain. With float() accepting every field and
-# no dot next to a separator or at an end, each field is exactly a plain decimal.
-_JOINED_ALPHABET = "0123456789.|;"
-_LOOSE_DOTS = (".|", "|.", ".;", ";.")
-# IEEE-754 doubles round-trip every decimal of up to 15 significant digits; a text of at
-# most 16 characters (15 digits and a point) can never exceed that.
+# Plain decimal text as the exchanges send it: digits, one optional fraction, nothing else
+# ("01.50" is accepted and means 1.5). Possessive quantifiers: the C matcher never backtracks.
+_DECIMAL_PATTERN = r"[0-9]++(?:\.[0-9]++)?+"
+_DECIMAL = re.compile(_DECIMAL_PATTERN).fullmatch
+# A side joined as "p|q;p|q|x|n;...": plain decimals separated by "|" (fields) and ";"
+# (levels). It proves every field a plain decimal once no field holds a separator itself.
+_JOINED_DECIMALS = re.compile(rf"{_DECIMAL_PATTERN}(?:[|;]{_DECIMAL_PATTERN})*+").fullmatch
+# IEEE-754 doubles keep distinct every decimal of up to 15 significant digits in the normal
+# range, so such a price can be a level's float key. A text of at most 15 characters has
+# at most 15 digits; longer texts are counted.
 _MAX_SIGNIFICANT = 15
-_ALWAYS_EXACT_LENGTH = _MAX_SIGNIFICANT + 1
+_ALWAYS_EXACT_LENGTH = _MAX_SIGNIFICANT
+_SMALLEST_NORMAL = sys.float_info.min
 # Exchange times outside [2010-01-01, receive time + 1 day] are absurd, not clock skew.
 _EARLIEST_MS = 1_262_304_000_000
 _MAX_AHEAD_MS = 86_400_000
@@ -38,25 +44,31 @@ class BadMessage(ValueError):
 
 
 def _significant_digits(text: str) -> int:
-    digits = text.replace(".", "").lstrip("0")
-    if "." in text:
-        digits = digits.rstrip("0")
-    return len(digits)
+    """Digits from the first non-zero one to the last ("0.0120" and "1200" have two)."""
+    return len(text.replace(".", "").strip("0"))
+
+
+def _most_significant_digits(texts: list[str]) -> int:
+    """`max(map(_significant_digits, texts))`, with every step a C-level map."""
+    digits = map(str.replace, texts, repeat("."), repeat(""))
+    return max(map(len, map(str.strip, digits, repeat("0"))))
 
 
 def _check_level(entry: Any, side: str, index: int) -> None:
     """Raise BadMessage naming what is wrong with one level (the slow, explaining pass)."""
-    if not isinstance(entry, list) or not 2 <= len(entry) <= 4:
+    if type(entry) is not list or not 2 <= len(entry) <= 4:
         raise BadMessage(f"{side}[{index}] is not a [price, quantity] pair: {entry!r:.80}")
     price, quantity = entry[0], entry[1]
-    if type(price) is not str or not _DECIMAL(price):
+    if not isinstance(price, str) or not _DECIMAL(price):
         raise BadMessage(f"{side}[{index}] price {price!r:.40} is not a decimal string")
-    if type(quantity) is not str or not _DECIMAL(quantity):
+    if not isinstance(quantity, str) or not _DECIMAL(quantity):
         raise BadMessage(f"{side}[{index}] quantity {quantity!r:.40} is not a non-negative decimal string")
-    if not all(type(extra) is str and _DECIMAL(extra) for extra in entry[2:]):
+    if not all(isinstance(extra, str) and _DECIMAL(extra) for extra in entry[2:]):
         raise BadMessage(f"{side}[{index}] has a non-decimal extra field: {entry!r:.80}")
-    if not 0.0 < float(price) < math.inf:
-        raise BadMessage(f"{side}[{index}] price {price!r:.40} is not a positive finite number")
+    if not _SMALLEST_NORMAL <= float(price) < math.inf:
+        raise BadMessage(
+            f"{side}[{index}] price {price!r:.40} is not a positive finite number (at least {_SMALLEST_NORMAL})"
+        )
     if not float(quantity) < math.inf:
         raise BadMessage(f"{side}[{index}] quantity {quantity!r:.40} is not finite")
     if _significant_digits(price) > _MAX_SIGNIFICANT:
@@ -77,39 +89,44 @@ def _explain(raw: Any, side: str) -> BadMessage:
 def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
     """Check and convert one side's `[[price, qty, ...], ...]` into level changes.
 
-    Prices must be positive plain decimals of at most 15 significant digits; quantities
-    non-negative plain decimals. The book keeps each wire list itself; a zero quantity
-    becomes None (removal).
+    Prices must be plain decimals of at most 15 significant digits in the normal double
+    range (so each is its own float key); quantities non-negative plain decimals. The
+    book keeps each wire list itself; a zero quantity becomes None (removal).
     """
     if type(raw) is not list or (raw and set(map(type, raw)) != _ONLY_LISTS):
         raise _explain(raw, side)
+    if not raw:
+        return LevelChanges([], [])
     try:
         joined = ";".join(map(_FIELD_JOIN, raw))
+        widest = max(map(len, raw))
         if (
-            joined.strip(_JOINED_ALPHABET)
-            or joined.startswith(".")
-            or joined.endswith(".")
-            or any(map(joined.__contains__, _LOOSE_DOTS))
+            not _JOINED_DECIMALS(joined)
+            or widest > 4
+            # A separator inside an extra field would fake a boundary; prices and
+            # quantities holding one fail float() below.
+            or (widest > 2 and joined.count("|") + joined.count(";") != sum(map(len, raw)) - 1)
         ):
             raise ValueError
         prices = [entry[0] for entry in raw]
         values = list(map(float, prices))
         sizes = list(map(float, [entry[1] for entry in raw]))
-        if max(map(len, raw), default=2) > 4:
-            raise ValueError
-    except (ValueError, TypeError, IndexError, KeyError):
+    except (ValueError, TypeError, IndexError):
         raise _explain(raw, side) from None
-    if raw:
-        if not (min(values) > 0.0 and max(values) < math.inf and max(sizes) < math.inf):
-            raise _explain(raw, side)
-        if max(map(len, prices)) > _ALWAYS_EXACT_LENGTH and max(map(_significant_digits, prices)) > _MAX_SIGNIFICANT:
-            raise _explain(raw, side)
+    if not (min(values) >= _SMALLEST_NORMAL and max(values) < math.inf and max(sizes) < math.inf):
+        raise _explain(raw, side)
+    if max(map(len, prices)) > _ALWAYS_EXACT_LENGTH and _most_significant_digits(prices) > _MAX_SIGNIFICANT:
+        raise _explain(raw, side)
     wires = [entry if size else None for entry, size in zip(raw, sizes)]
     return LevelChanges([-value for value in values] if bids else values, wires)
 
 
 def check_price_quantity(price: object, quantity: object, what: str) -> None:
-    """Validate one (price, quantity) pair outside a book side: trades and tickers."""
+    """Validate one (price, quantity) pair outside a book side: trades and tickers.
+
+    Their prices are carried and stored as text and never identify anything (trades are
+    keyed by trade id, tickers by time), so the 15-digit rule of book prices is not applied.
+    """
     if not (
         type(price) is str
         and type(quantity) is str

@@ -11,7 +11,9 @@ class Publication:
 
     `msg_id` becomes the `Nats-Msg-Id` header, so it must be the same whenever the same
     event is published again (a retry, a replay after recovery): JetStream then stores
-    it once. Derive it from the event (venue, symbol, kind, update id), never from a clock.
+    it once. It must also differ between any two different messages, or JetStream drops
+    the second. Derive it from the event and its bytes (`operators.message_ids`), never
+    from a clock.
     """
 
     subject: str
