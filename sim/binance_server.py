@@ -3,13 +3,14 @@
 REST (answered in websockets' `process_request`, see `rest`):
 - `GET /api/v3/depth?symbol=BTCUSDT&limit=N`: limit 1..5000 (more is cut to 5000), weight
   5/25/50/250 by limit, `x-mbx-used-weight` and `x-mbx-used-weight-1m` on every answer,
-  429 and 418 with `Retry-After` as `limits.RequestWeights` decides.
+  429 and 418 with `Retry-After` as `limits.RequestWeights` decides (and as the snapshot
+  faults say).
 - `GET /api/v3/exchangeInfo[?symbol=..|?symbols=[..]]`: weight 20.
 
 Websocket: `/ws/<stream>` (raw payloads), `/stream?streams=a/b/c` (the combined envelope),
 and either without streams, subscribing later with `SUBSCRIBE` / `UNSUBSCRIBE` /
 `LIST_SUBSCRIPTIONS`. Streams: `<sym>@depth@100ms`, `<sym>@trade`, `<sym>@aggTrade`,
-`<sym>@bookTicker`; an unknown stream in the URL is refused with HTTP 400. The server
+`<sym>@bookTicker`, `<sym>@kline_1m` (accepted; no candles are sent yet); an unknown stream in the URL is refused with HTTP 400. The server
 pings every `ping_interval_s` and closes (1008) a connection that leaves a ping
 unanswered for `pong_timeout_s`; more than `messages_per_s` incoming messages in a second
 close it too (pongs are answered inside websockets and are not counted). At the end of
@@ -31,14 +32,14 @@ from websockets.http11 import Request, Response
 from sim import binance_format
 from sim.binance_format import DEPTH_STREAM, Message, stream_name, wire_symbol
 from sim.limits import RequestWeights, SlidingWindow, Verdict, binance_depth_weight
-from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, showable
+from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, half_body, showable
 from sim.live_market import LiveMarket
 from sim.market import Step, Window
 from sim.peer import Peer
 from sim.rest import parse_target, respond, respond_json
 from sim.settings import BinanceSettings
 
-CHANNELS = (DEPTH_STREAM, "trade", "aggTrade", "bookTicker")
+CHANNELS = (DEPTH_STREAM, "trade", "aggTrade", "bookTicker", "kline_1m")
 MAX_DEPTH = 5000
 EXCHANGE_INFO_WEIGHT = 20
 METHODS = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`"
@@ -158,9 +159,13 @@ class BinanceVenue:
             return respond_json(500, body, headers)
         if kind == "limit_snapshot":
             return self._refused(Verdict(429, verdict.used, 1), ip)
+        if kind == "ban_snapshot":
+            return self._refused(Verdict(418, verdict.used, self._faults.settings.ban_snapshot_s), ip)
         live = self._markets[symbol]
         update_id = live.update_id_at(self._now_ns())
         body = binance_format.encode(binance_format.depth_snapshot(live.market, update_id, min(limit, MAX_DEPTH)))
+        if kind == "bad_snapshot_body":
+            body = half_body(body)
         if kind == "slow_snapshot":
             await asyncio.sleep(self._faults.settings.slow_snapshot_s)
         return respond(200, body, headers)

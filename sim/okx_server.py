@@ -10,9 +10,11 @@ REST (answered in websockets' `process_request`, see `rest`), in OKX's
 Past a limit: HTTP 429 with code 50011. An unknown instrument: code 51001 (HTTP 200).
 `ts` is the instant the book was read; `SimExchange.update_id_at(ts)` gives its update id.
 
-Websocket `/ws/v5/public`: `subscribe` / `unsubscribe` with `args` of channel and instId,
+Websocket `/ws/v5/public` (and `/ws/v5/business`, for `candle1m`: subscriptions are
+acknowledged, no candles are sent yet): `subscribe` / `unsubscribe` with `args` of channel and instId,
 acknowledged one event per arg with the connection's `connId`; 60018 for an unknown
-channel or instrument, 60012 for anything else unreadable. Channels: `books` (each
+channel or instrument (a channel of the other endpoint included), 60012 for anything else
+unreadable. Channels: `books` (each
 subscription its own `okx_format.BooksFeed`: a 400-level snapshot at the next 100 ms tick,
 then one message per tick, updates or keep-alives, seqId = update id, less the shift of
 any `seq_reset` fault), `trades` (at each trade's time), `tickers` (after a window that
@@ -35,7 +37,9 @@ from websockets.http11 import Request, Response
 
 from sim import okx_format
 from sim.limits import SlidingWindow
-from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, showable
+from sim.live_faults import (
+    SNAPSHOT_KINDS, SUBSCRIBE_KINDS, Cut, FaultBoard, Frame, IncrementFaults, half_body, showable,
+)  # fmt: skip
 from sim.live_market import LiveMarket
 from sim.market import Step, Unit, Window
 from sim.okx_format import BooksFeed, Message, TickerFeed
@@ -44,7 +48,9 @@ from sim.rest import parse_target, respond, respond_json
 from sim.settings import OkxSettings
 
 WS_PATH = "/ws/v5/public"
+BUSINESS_PATH = "/ws/v5/business"
 CHANNELS = ("books", "trades", "tickers")
+BUSINESS_CHANNELS = ("candle1m",)
 BOOKS_MAX = 400
 BOOKS_FULL_MAX = 5000
 MS = 1_000_000
@@ -64,6 +70,7 @@ class _Client:
     peer: Peer
     conn_id: str
     heard: float  # loop time of the last message from the client
+    channels: tuple[str, ...]  # what its endpoint serves
     subs: dict[tuple[str, str], _Books | None] = field(default_factory=dict)
 
 
@@ -117,8 +124,8 @@ class OkxVenue:
             self._send(("tickers", live.symbol), self._tickers[live.symbol].message(live.market.top(), ts_ms))
 
     def peers_of(self, symbol: str) -> set[Peer]:
-        """Every connection subscribed to a channel of `symbol`."""
-        return {client.peer for channel in CHANNELS for client in self._subs.get((channel, symbol), ())}
+        """Every connection subscribed to a channel of `symbol`, on either endpoint."""
+        return {client.peer for (_, inst), clients in self._subs.items() if inst == symbol for client in clients}
 
     def _publish_books(
         self, live: LiveMarket, window: Window, books: dict[_Client, _Books | None], ts_ms: int
@@ -176,7 +183,7 @@ class OkxVenue:
         path, params = parse_target(request.path)
         ip = connection.remote_address[0]
         now = asyncio.get_running_loop().time()
-        if path == WS_PATH:
+        if path in (WS_PATH, BUSINESS_PATH):
             if not self._connects.allow(ip, now):
                 return respond_json(429, okx_format.rest_error("50011", "Too Many Requests"))
             return None
@@ -206,9 +213,14 @@ class OkxVenue:
             return respond_json(500, okx_format.rest_error("50026", "System error. Try again later."))
         if kind == "limit_snapshot":
             return respond_json(429, okx_format.rest_error("50011", "Too Many Requests"))
+        if kind == "ban_snapshot":
+            retry_after = [("Retry-After", str(self._faults.settings.ban_snapshot_s))]
+            return respond_json(418, okx_format.rest_error("50011", "Too Many Requests"), retry_after)
         book = self._full_book(symbol, now) if full else self._read(symbol, now, BOOKS_MAX)
         spec = self._markets[symbol].market.spec
         body = okx_format.encode(okx_format.rest_books(spec, book.bids[:size], book.asks[:size], book.ts_ms, full=full))
+        if kind == "bad_snapshot_body":
+            body = half_body(body)
         if kind == "slow_snapshot":
             await asyncio.sleep(self._faults.settings.slow_snapshot_s)
         return respond(200, body)
@@ -231,7 +243,9 @@ class OkxVenue:
     async def handler(self, connection: ServerConnection) -> None:
         """One websocket connection, from the handshake to its close."""
         loop = asyncio.get_running_loop()
-        client = _Client(Peer(connection), f"{self._conn_ids.getrandbits(32):08x}", loop.time())
+        path, _ = parse_target(connection.request.path)  # type: ignore[union-attr]
+        channels = BUSINESS_CHANNELS if path == BUSINESS_PATH else CHANNELS
+        client = _Client(Peer(connection), f"{self._conn_ids.getrandbits(32):08x}", loop.time(), channels)
         self.connections += 1
         tasks = [asyncio.create_task(client.peer.run()), asyncio.create_task(self._watch_idle(client))]
         try:
@@ -268,12 +282,14 @@ class OkxVenue:
         op = request["op"]
         for arg in request["args"]:
             channel, symbol = (arg.get("channel"), arg.get("instId")) if isinstance(arg, dict) else (None, None)
-            if channel not in CHANNELS or symbol not in self._markets:
+            if channel not in client.channels or symbol not in self._markets:
                 msg = (
                     f"Wrong URL or channel:{channel},instId:{symbol} doesn't exist. "
                     "Please use the correct URL, channel and parameters referring to API document."
                 )
                 reply = okx_format.ws_error("60018", msg, client.conn_id)
+            elif op == "subscribe" and channel == "books" and self._refuse_books(symbol, client):
+                reply = okx_format.ws_error("60012", f"Invalid request: {text}", client.conn_id)
             else:
                 key = (channel, symbol)
                 if op == "unsubscribe":
@@ -287,6 +303,13 @@ class OkxVenue:
             if "id" in request:
                 reply["id"] = request["id"]
             client.peer.push(okx_format.encode(reply))
+
+    def _refuse_books(self, symbol: str, client: _Client) -> bool:
+        """A new `books` subscription meets an armed subscribe_error: it is refused (and recorded)."""
+        if ("books", symbol) in client.subs or not self._faults.take("okx", symbol, SUBSCRIBE_KINDS):
+            return False
+        self._faults.record("okx", symbol, "subscribe_error", f"connId={client.conn_id}")
+        return True
 
     async def _watch_idle(self, client: _Client) -> None:
         """Close the connection once nothing has gone either way for `idle_timeout_s`."""

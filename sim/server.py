@@ -27,7 +27,7 @@ from sim.binance_server import BinanceVenue
 from sim.live_faults import CONNECTION_KINDS, FaultBoard, InjectedFault, check
 from sim.live_market import LiveMarket
 from sim.market import WINDOW_NS, Market
-from sim.okx_server import WS_PATH, OkxVenue
+from sim.okx_server import BUSINESS_PATH, WS_PATH, OkxVenue
 from sim.settings import SimSettings
 from sim.specs import SPECS
 
@@ -125,6 +125,11 @@ class SimExchange:
         """The public websocket, as wss://ws.okx.com:8443/ws/v5/public."""
         return f"ws://{self.settings.host}:{self._ports['okx']}{WS_PATH}"
 
+    @property
+    def okx_business_ws_url(self) -> str:
+        """The business websocket (candles), as wss://ws.okx.com:8443/ws/v5/business."""
+        return f"ws://{self.settings.host}:{self._ports['okx']}{BUSINESS_PATH}"
+
     # ----- truth and faults (safe to call from any thread) -----
 
     def truth(self, venue: str, symbol: str) -> Market:
@@ -210,6 +215,8 @@ class SimExchange:
                 peer.drop()
             elif kind == "stall":
                 peer.stall(self.settings.faults.stall_s)
+            elif kind == "silent_socket":
+                peer.silence()
             else:
                 peer.cut_next_frame()
         self._board.record(live.venue, live.symbol, kind, f"{len(peers)} connection(s)")
@@ -279,6 +286,10 @@ class SimulatorThread:
     @property
     def okx_ws_url(self) -> str:
         return self.exchange.okx_ws_url
+
+    @property
+    def okx_business_ws_url(self) -> str:
+        return self.exchange.okx_business_ws_url
 
     def truth(self, venue: str, symbol: str) -> Market:
         return self.exchange.truth(venue, symbol)

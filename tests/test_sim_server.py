@@ -117,7 +117,7 @@ def test_binance_subscribe_methods_and_unknown_streams(sim: SimulatorThread) -> 
             "id": 2,
         }
         assert recv_until(ws, lambda m: m.get("e") == "trade", 5, "a trade")["s"] == "BTCUSDT"
-        ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 3}).decode())
+        ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": ["btcusdt@avgPrice"], "id": 3}).decode())
         assert recv_until(ws, lambda m: m.get("id") == 3, 3, "the refusal")["error"]["code"] == 2
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{sim.binance_ws_url}/ws/dogeusdt@trade")
