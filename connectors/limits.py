@@ -39,6 +39,7 @@ class WindowBudget:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        self.window_s = window_s
         self.limit = budget * headroom
         self.rate = self.limit / window_s
         self.tolerance_s = self.limit * burst_fraction / self.rate
