@@ -61,6 +61,8 @@ class WindowBudget:
 
     async def acquire(self, cost: float) -> None:
         await asyncio.sleep(self.reserve(cost))
+        while (blocked := self._blocked_until - self._clock()) > 0:  # a ban that came while we waited
+            await asyncio.sleep(blocked)
 
     def observe_used(self, used: float) -> None:
         """The exchange says how much this IP spent this window: leave no more than the rest."""
