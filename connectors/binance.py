@@ -23,6 +23,7 @@ Unit of parallelism, snapshot and delivery: see `connectors.live_source`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -32,6 +33,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from connectors.control import ControlBus
 from connectors.limits import WindowBudget
@@ -121,7 +123,8 @@ class BinanceFeed(LiveFeed):
             return
         if request.action == "resubscribe":
             for ws, messages in list(self._open.items()):
-                await self._resubscribe(ws, messages)
+                with contextlib.suppress(ConnectionClosed):  # its successor subscribes by its URL
+                    await self._resubscribe(ws, messages)
         self._snapshot_wanted.set()
 
     def _observe_weight(self, headers: Mapping[str, str]) -> None:

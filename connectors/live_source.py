@@ -274,10 +274,15 @@ class LiveFeed(ABC):
 
     async def _answer_requests(self) -> None:
         while True:
-            waiting = self.control.take(self.key)
-            if waiting:
-                for request in waiting:
+            waiting = []
+            for request in self.control.take(self.key):
+                if request.action in ACTIONS:
                     log.info("%s: %s requested: %s", self.key, request.action, request.reason)
+                    waiting.append(request)
+                else:
+                    log.warning("%s: ignored a request for an unknown action %r (%s)", self.key, request.action,
+                                request.reason)
+            if waiting:
                 RESYNC_REQUESTS.labels(self.key).inc(len(waiting))
                 try:
                     await self.act(most_thorough(waiting))

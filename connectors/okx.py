@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from connectors.control import ControlBus
 from connectors.limits import WindowBudget
@@ -101,9 +102,10 @@ class _OkxSocket:
 
     async def resubscribe(self, channels: tuple[str, ...]) -> None:
         """Unsubscribe and subscribe `channels` again; without a connection the next one subscribes anyway."""
-        if self._ws is not None:
-            await self._send("unsubscribe", channels)
-            await self._send("subscribe", channels)
+        ws = self._ws
+        if ws is not None:
+            await self._send(ws, "unsubscribe", channels)
+            await self._send(ws, "subscribe", channels)
             log.info("%s: %s re-subscribed", self.key, "/".join(channels))
 
     async def close(self) -> None:
@@ -119,7 +121,7 @@ class _OkxSocket:
             self._quiet_since = time.monotonic()
             keepalive = asyncio.create_task(self._keep_alive(ws))
             try:
-                await self._send("subscribe", self.channels)
+                await self._send(ws, "subscribe", self.channels)
                 async for text in ws:
                     watch.heard()
                     self._quiet_since = time.monotonic()
@@ -131,21 +133,24 @@ class _OkxSocket:
                 keepalive.cancel()
                 self._ws = None
 
-    async def _send(self, op: str, channels: tuple[str, ...]) -> None:
-        assert self._ws is not None
+    async def _send(self, ws: ClientConnection, op: str, channels: tuple[str, ...]) -> None:
         await self._ops.acquire(1)
         args = [{"channel": channel, "instId": self.symbol} for channel in channels]
-        await self._ws.send(orjson.dumps({"op": op, "args": args}).decode())
+        await ws.send(orjson.dumps({"op": op, "args": args}).decode())
         self._quiet_since = time.monotonic()
 
     async def _keep_alive(self, ws: ClientConnection) -> None:
-        while True:
-            wait = self._quiet_since + self.ping_after_s - time.monotonic()
-            if wait <= 0:
-                await ws.send("ping")
-                self._quiet_since = time.monotonic()
-            else:
-                await asyncio.sleep(wait)
+        """The text `ping` whenever nothing has gone either way for `ping_after_s`, until the connection ends."""
+        try:
+            while True:
+                wait = self._quiet_since + self.ping_after_s - time.monotonic()
+                if wait <= 0:
+                    await ws.send("ping")
+                    self._quiet_since = time.monotonic()
+                else:
+                    await asyncio.sleep(wait)
+        except ConnectionClosed:
+            return
 
 
 class OkxFeed(LiveFeed):
