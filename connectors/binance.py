@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -108,8 +109,8 @@ class BinanceFeed(LiveFeed):
         self._snapshot_on_connect = False
 
     def tasks(self, emit: Emit, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
-        self._snapshot_wanted.set()
-        serve = lambda: self._serve(emit, delivered=None)  # noqa: E731
+        self._snapshot_wanted.set()  # the first snapshot
+        serve = functools.partial(self._serve, emit, None)
         return [
             reconnect_forever(self.key, PUBLIC, serve, stop, before_attempt=lambda: self.connects.acquire(1)),
             self._snapshots(emit),
