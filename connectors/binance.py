@@ -1,8 +1,9 @@
 """Binance spot source: the diff-depth, trade, bookTicker and 1 m kline streams plus REST snapshots.
 
 Per book: one combined-stream websocket (`<sym>@depth@100ms/<sym>@trade/<sym>@bookTicker/
-<sym>@kline_1m`) and REST `/api/v3/depth` snapshots, asked for once at start and again
-whenever book_sync asks over the control bus. Snapshots go through the venue's shared
+<sym>@kline_1m`) and REST `/api/v3/depth` snapshots, asked for once the first connection is
+open (as Binance's local-book recipe says: open the stream, then fetch) and again whenever
+book_sync asks over the control bus. Snapshots go through the venue's shared
 weight budget (250 of 6000 a minute at limit 5000), which reads `x-mbx-used-weight-1m`;
 `connectors.live_source.RestClient` honours Retry-After and bans. Connection attempts share
 a budget of 300 per 5 minutes per IP, and messages to a connection 5 a second.
@@ -109,7 +110,7 @@ class BinanceFeed(LiveFeed):
         self._snapshot_on_connect = False
 
     def tasks(self, emit: Emit, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
-        self._snapshot_wanted.set()  # the first snapshot
+        self._snapshot_on_connect = True  # open the stream first, then fetch the snapshot to bridge it
         serve = functools.partial(self._serve, emit, None)
         return [
             reconnect_forever(self.key, PUBLIC, serve, stop, before_attempt=lambda: self.connects.acquire(1)),
@@ -136,7 +137,8 @@ class BinanceFeed(LiveFeed):
     async def _resubscribe(self, ws: ClientConnection, messages: WindowBudget) -> None:
         for method in ("UNSUBSCRIBE", "SUBSCRIBE"):
             await messages.acquire(1)
-            await ws.send(orjson.dumps({"method": method, "params": self.streams, "id": next(self._request_ids)}).decode())
+            message = {"method": method, "params": self.streams, "id": next(self._request_ids)}
+            await ws.send(orjson.dumps(message).decode())
         log.info("%s: streams re-subscribed", self.key)
 
     async def _serve(self, emit: Emit, delivered: asyncio.Event | None) -> None:

@@ -10,11 +10,11 @@ REST (answered in websockets' `process_request`, see `rest`):
 Websocket: `/ws/<stream>` (raw payloads), `/stream?streams=a/b/c` (the combined envelope),
 and either without streams, subscribing later with `SUBSCRIBE` / `UNSUBSCRIBE` /
 `LIST_SUBSCRIPTIONS`. Streams: `<sym>@depth@100ms`, `<sym>@trade`, `<sym>@aggTrade`,
-`<sym>@bookTicker`, `<sym>@kline_1m` (accepted; no candles are sent yet); an unknown stream in the URL is refused with HTTP 400. The server
-pings every `ping_interval_s` and closes (1008) a connection that leaves a ping
-unanswered for `pong_timeout_s`; more than `messages_per_s` incoming messages in a second
-close it too (pongs are answered inside websockets and are not counted). At the end of
-`lifetime_s` it sends `{"e":"serverShutdown","E":ms}` (no envelope) and closes with 1001.
+`<sym>@bookTicker`, `<sym>@kline_1m` (accepted; no candles are sent yet); an unknown
+stream in the URL is refused with HTTP 400. The server pings every `ping_interval_s` and
+closes (1008) a connection that leaves a ping unanswered for `pong_timeout_s`; more than
+`messages_per_s` incoming messages in a second close it too (pongs are answered inside
+websockets and are not counted). At the end of `lifetime_s` it sends `{"e":"serverShutdown","E":ms}` (no envelope) and closes with 1001.
 """
 
 from __future__ import annotations
