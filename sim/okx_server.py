@@ -11,11 +11,11 @@ Past a limit: HTTP 429 with code 50011. An unknown instrument: code 51001 (HTTP 
 `ts` is the instant the book was read; `SimExchange.update_id_at(ts)` gives its update id.
 
 Websocket `/ws/v5/public` (and `/ws/v5/business`, for `candle1m`: subscriptions are
-acknowledged, no candles are sent yet): `subscribe` / `unsubscribe` with `args` of channel and instId,
-acknowledged one event per arg with the connection's `connId`; 60018 for an unknown
-channel or instrument (a channel of the other endpoint included), 60012 for anything else
-unreadable. Channels: `books` (each
-subscription its own `okx_format.BooksFeed`: a 400-level snapshot at the next 100 ms tick,
+acknowledged, no candles are sent yet): `subscribe` / `unsubscribe` with `args` of channel
+and instId, acknowledged one event per arg with the connection's `connId`; 60018 for an
+unknown channel or instrument (a channel of the other endpoint included), 60012 for
+anything else unreadable. Channels: `books` (each subscription its own
+`okx_format.BooksFeed`: a 400-level snapshot at the next 100 ms tick,
 then one message per tick, updates or keep-alives, seqId = update id, less the shift of
 any `seq_reset` fault), `trades` (at each trade's time), `tickers` (after a window that
 traded or moved the top). Text `ping` gets `pong`. A connection with nothing sent either
