@@ -9,6 +9,7 @@ escalating the actions) build on the same `FeedRun` and `LossyControlBus`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -84,10 +85,12 @@ def test_binance_snapshot_action_fetches_a_true_snapshot(sim: SimulatorThread) -
     assert payload(fetched)["lastUpdateId"] >= payload(first)["lastUpdateId"]  # a quiet market keeps the id
 
 
-def test_binance_resubscribe_action_resubscribes_every_stream_then_fetches(sim: SimulatorThread) -> None:
+def test_binance_resubscribe_action_resubscribes_every_stream_then_fetches(
+    sim: SimulatorThread, caplog: pytest.LogCaptureFixture
+) -> None:
     bus = InProcessControlBus()
     conn = "binance:ETH-USDT#1"
-    with feed_run(sim, "binance:ETH-USDT", bus) as run:
+    with caplog.at_level(logging.INFO, logger="connectors"), feed_run(sim, "binance:ETH-USDT", bus) as run:
         run.wait(ws_on(conn), "the diff stream")
         asked = time.time_ns()
         bus.send(request("binance:ETH-USDT", "resubscribe", "out of sync for 30 s"))
@@ -102,6 +105,7 @@ def test_binance_resubscribe_action_resubscribes_every_stream_then_fetches(sim: 
     assert "ethusdt@kline_1m" in run.feed.streams  # type: ignore[attr-defined]
     assert payload(diff)["data"]["s"] == "ETHUSDT"
     assert_true_binance_snapshot(sim, "ETH-USDT", fetched.data)
+    assert "binance:ETH-USDT: resubscribe requested: out of sync for 30 s" in caplog.text
 
 
 def test_binance_reconnect_action_opens_a_new_connection_then_fetches(sim: SimulatorThread) -> None:
