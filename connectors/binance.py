@@ -1,15 +1,22 @@
-"""Binance spot source: the diff-depth, trade and bookTicker streams plus REST snapshots.
+"""Binance spot source: the diff-depth, trade, bookTicker and 1 m kline streams plus REST snapshots.
 
-Per book: one combined-stream websocket (`<sym>@depth@100ms/<sym>@trade/<sym>@bookTicker`)
-and REST `/api/v3/depth` snapshots, asked for once at start and again whenever book_sync
-sends a resync request over the control bus. Snapshots go through the venue's shared
-weight budget (250 of 6000 a minute at limit 5000), which reads `x-mbx-used-weight-1m`
-and honours `Retry-After` on 429/418, so books reconnecting together are spread out.
+Per book: one combined-stream websocket (`<sym>@depth@100ms/<sym>@trade/<sym>@bookTicker/
+<sym>@kline_1m`) and REST `/api/v3/depth` snapshots, asked for once the first connection is
+open (as Binance's local-book recipe says: open the stream, then fetch) and again whenever
+book_sync asks over the control bus. Snapshots go through the venue's shared
+weight budget (250 of 6000 a minute at limit 5000), which reads `x-mbx-used-weight-1m`;
+`connectors.live_source.RestClient` honours Retry-After and bans. Connection attempts share
+a budget of 300 per 5 minutes per IP, and messages to a connection 5 a second.
+
+Actions (`ResyncRequest.action`): `snapshot` fetches a snapshot (book_sync also asks for
+these while in sync, to audit the book); `resubscribe` sends `UNSUBSCRIBE` and `SUBSCRIBE`
+of the book's streams on its connections, then fetches a snapshot; `reconnect` closes the
+book's connections, and the snapshot follows once a new one is open.
 
 A connection lives at most 24 h: well before that (or at `serverShutdown`) a second
 connection is opened and both run until the new one delivers, so no update is missed;
 the overlap's repeats are dropped by book_sync (u <= last applied u). The library
-answers the server's pings.
+answers the server's pings; a connection that sends nothing for `silence_s` is replaced.
 
 Unit of parallelism, snapshot and delivery: see `connectors.live_source`.
 """
@@ -17,23 +24,32 @@ Unit of parallelism, snapshot and delivery: see `connectors.live_source`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import itertools
 import logging
 import time
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-import requests
-import websockets
+import orjson
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from connectors.control import ControlBus
-from connectors.limits import BackoffDelays, WindowBudget
-from connectors.live_source import Emit, reconnect_forever
-from connectors.metrics import CONNECTIONS, REST_FAILURES, RESYNC_REQUESTS
+from connectors.limits import WindowBudget
+from connectors.live_source import (
+    PUBLIC, SILENCE_S, Emit, LiveFeed, RestClient, SilenceWatch, connect_websocket, reconnect_forever,
+)  # fmt: skip
+from connectors.metrics import CONNECTIONS
+from schemas.events import ResyncRequest
 from schemas.raw import RawEvent
 
 log = logging.getLogger(__name__)
 
 DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
-CONTROL_POLL_S = 0.05
+STREAMS = ("depth@100ms", "trade", "bookTicker", "kline_1m")
 
 
 def depth_weight(limit: int) -> int:
@@ -46,13 +62,23 @@ def weight_budget() -> WindowBudget:
     return WindowBudget(budget=6000, window_s=60.0)
 
 
+def connect_budget() -> WindowBudget:
+    """At most 300 connection attempts per 5 minutes per IP, shared by every Binance book."""
+    return WindowBudget(budget=300, window_s=300.0, spread_s=0.2)
+
+
+def message_budget() -> WindowBudget:
+    """At most 5 incoming messages per second per connection (more closes it)."""
+    return WindowBudget(budget=5, window_s=1.0, spread_s=0.0)
+
+
 @dataclass(frozen=True, slots=True)
 class BinanceEndpoints:
     rest: str = "https://api.binance.com"
     ws: str = "wss://stream.binance.com:9443"
 
 
-class BinanceFeed:
+class BinanceFeed(LiveFeed):
     """Everything one Binance book needs from the exchange."""
 
     def __init__(
@@ -60,48 +86,60 @@ class BinanceFeed:
         venue: str,
         symbol: str,
         endpoints: BinanceEndpoints,
+        *,
         weights: WindowBudget,
+        connects: WindowBudget,
         control: ControlBus,
         depth_limit: int = 5000,
         rotate_after_s: float = 23.5 * 3600,
+        silence_s: float = SILENCE_S,
     ) -> None:
-        self.venue, self.symbol = venue, symbol
-        self.key = f"{venue}:{symbol}"
-        self.endpoints, self.weights, self.control = endpoints, weights, control
-        self.depth_limit = depth_limit
-        self.rotate_after_s = rotate_after_s
+        key = f"{venue}:{symbol}"
+        super().__init__(venue=venue, symbol=symbol, control=control,
+                         rest=RestClient(key, weights, on_headers=self._observe_weight))
+        self.weights, self.connects = weights, connects
+        self.depth_limit, self.rotate_after_s, self.silence_s = depth_limit, rotate_after_s, silence_s
         wire = symbol.replace("-", "")
-        streams = "/".join(f"{wire.lower()}@{name}" for name in ("depth@100ms", "trade", "bookTicker"))
-        self.ws_url = f"{endpoints.ws}/stream?streams={streams}"
+        self.streams = [f"{wire.lower()}@{name}" for name in STREAMS]
+        self.ws_url = f"{endpoints.ws}/stream?streams={'/'.join(self.streams)}"
         self.snapshot_url = f"{endpoints.rest}/api/v3/depth?symbol={wire}&limit={depth_limit}"
         self._connections = 0
+        self._open: dict[ClientConnection, WindowBudget] = {}  # each open connection and its message budget
+        self._request_ids = itertools.count(1)
         self._snapshot_wanted = asyncio.Event()
-        self._session = requests.Session()
+        self._snapshot_on_connect = False
 
-    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
-        self._snapshot_wanted.set()
-        tasks = [
-            asyncio.create_task(self._connect_forever(emit, stop)),
-            asyncio.create_task(self._snapshots(emit)),
-            asyncio.create_task(self._listen_for_resyncs(stop)),
+    def tasks(self, emit: Emit, stop: asyncio.Event) -> list[Coroutine[Any, Any, None]]:
+        self._snapshot_on_connect = True  # open the stream first, then fetch the snapshot to bridge it
+        serve = functools.partial(self._serve, emit, None)
+        return [
+            reconnect_forever(self.key, PUBLIC, serve, stop, before_attempt=lambda: self.connects.acquire(1)),
+            self._snapshots(emit),
         ]
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._session.close()
 
-    async def _listen_for_resyncs(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            requests_waiting = self.control.take(self.key)
-            if requests_waiting:
-                log.info("%s: resync requested (%s); fetching a snapshot", self.key, requests_waiting[-1].reason)
-                RESYNC_REQUESTS.labels(self.key).inc()
-                self._snapshot_wanted.set()
-            await asyncio.sleep(CONTROL_POLL_S)
+    async def act(self, request: ResyncRequest) -> None:
+        if request.action == "reconnect":
+            self._snapshot_on_connect = True
+            for ws in list(self._open):
+                await ws.close(1000, "reconnect requested")
+            return
+        if request.action == "resubscribe":
+            for ws, messages in list(self._open.items()):
+                with contextlib.suppress(ConnectionClosed):  # its successor subscribes by its URL
+                    await self._resubscribe(ws, messages)
+        self._snapshot_wanted.set()
 
-    async def _connect_forever(self, emit: Emit, stop: asyncio.Event) -> None:
-        await reconnect_forever(self.key, lambda: self._serve(emit, delivered=None), stop)
+    def _observe_weight(self, headers: Mapping[str, str]) -> None:
+        used = headers.get("x-mbx-used-weight-1m")
+        if used and used.isdigit():
+            self.weights.observe_used(int(used))
+
+    async def _resubscribe(self, ws: ClientConnection, messages: WindowBudget) -> None:
+        for method in ("UNSUBSCRIBE", "SUBSCRIBE"):
+            await messages.acquire(1)
+            message = {"method": method, "params": self.streams, "id": next(self._request_ids)}
+            await ws.send(orjson.dumps(message).decode())
+        log.info("%s: streams re-subscribed", self.key)
 
     async def _serve(self, emit: Emit, delivered: asyncio.Event | None) -> None:
         """Read one connection until it ends; hand over to a successor before it must end."""
@@ -109,57 +147,41 @@ class BinanceFeed:
         conn = f"{self.key}#{self._connections}"
         successor: asyncio.Task[None] | None = None
         successor_delivered = asyncio.Event()
-        async with websockets.connect(self.ws_url, max_size=2**24, ping_interval=None, open_timeout=10) as ws:
+        async with connect_websocket(self.ws_url) as ws, SilenceWatch(ws, self.silence_s) as watch:
             log.info("%s: connected (%s)", self.key, conn)
-            CONNECTIONS.labels(self.key).inc()
+            CONNECTIONS.labels(self.key, PUBLIC).inc()
+            self._open[ws] = message_budget()
+            if self._snapshot_on_connect:
+                self._snapshot_on_connect = False
+                self._snapshot_wanted.set()
             opened = time.monotonic()
-            async for text in ws:
-                emit(RawEvent(time.time_ns(), self.venue, conn, "ws", None, self.ws_url, str(text)))
-                if delivered is not None:
-                    delivered.set()
-                    delivered = None
-                if successor is None and (
-                    time.monotonic() - opened > self.rotate_after_s or '"serverShutdown"' in str(text)
-                ):
-                    log.info("%s: %s is due to close; opening its successor", self.key, conn)
-                    successor = asyncio.create_task(self._serve(emit, successor_delivered))
-                if successor is not None and successor_delivered.is_set():
-                    log.info("%s: successor delivering; closing %s", self.key, conn)
-                    break
+            try:
+                async for text in ws:
+                    watch.heard()
+                    emit(RawEvent(time.time_ns(), self.venue, conn, "ws", None, self.ws_url, str(text)))
+                    if delivered is not None:
+                        delivered.set()
+                        delivered = None
+                    if successor is None and (
+                        time.monotonic() - opened > self.rotate_after_s or '"serverShutdown"' in str(text)
+                    ):
+                        log.info("%s: %s is due to close; opening its successor", self.key, conn)
+                        successor = asyncio.create_task(self._succeed(emit, successor_delivered))
+                    if successor is not None and successor_delivered.is_set():
+                        log.info("%s: successor delivering; closing %s", self.key, conn)
+                        break
+            finally:
+                del self._open[ws]
         if successor is not None:
             await successor
 
+    async def _succeed(self, emit: Emit, delivered: asyncio.Event) -> None:
+        await self.connects.acquire(1)
+        await self._serve(emit, delivered)
+
     async def _snapshots(self, emit: Emit) -> None:
-        backoff = BackoffDelays(first_s=1.0, cap_s=60.0)
         while True:
             await self._snapshot_wanted.wait()
             self._snapshot_wanted.clear()
-            while not await self._fetch_snapshot(emit):
-                await asyncio.sleep(backoff.next())
-            backoff.reset()
-
-    async def _fetch_snapshot(self, emit: Emit) -> bool:
-        """One attempt; True when a snapshot was delivered."""
-        await self.weights.acquire(depth_weight(self.depth_limit))
-        try:
-            response = await asyncio.to_thread(self._session.get, self.snapshot_url, timeout=10)
-        except requests.RequestException as exc:
-            log.warning("%s: snapshot request failed: %s", self.key, exc)
-            REST_FAILURES.labels(self.key, "error").inc()
-            return False
-        used = response.headers.get("x-mbx-used-weight-1m")
-        if used and used.isdigit():
-            self.weights.observe_used(int(used))
-        if response.status_code in (418, 429):
-            retry_after = float(response.headers.get("Retry-After", "60"))
-            log.warning("%s: snapshot refused with %d; all snapshots wait %.0f s", self.key, response.status_code, retry_after)
-            REST_FAILURES.labels(self.key, str(response.status_code)).inc()
-            self.weights.block_for(retry_after)
-            return False
-        if response.status_code != 200:
-            log.warning("%s: snapshot answered HTTP %d", self.key, response.status_code)
-            REST_FAILURES.labels(self.key, str(response.status_code)).inc()
-            return False
-        emit(RawEvent(time.time_ns(), self.venue, f"{self.key}#rest", "rest", self.symbol, self.snapshot_url, response.text))
-        log.info("%s: snapshot received (%d bytes)", self.key, len(response.content))
-        return True
+            await self.fetch(self.snapshot_url, cost=depth_weight(self.depth_limit), emit=emit)
+            log.info("%s: snapshot received", self.key)

@@ -39,6 +39,7 @@ class WindowBudget:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        self.window_s = window_s
         self.limit = budget * headroom
         self.rate = self.limit / window_s
         self.tolerance_s = self.limit * burst_fraction / self.rate
@@ -60,6 +61,8 @@ class WindowBudget:
 
     async def acquire(self, cost: float) -> None:
         await asyncio.sleep(self.reserve(cost))
+        while (blocked := self._blocked_until - self._clock()) > 0:  # a ban that came while we waited
+            await asyncio.sleep(blocked)
 
     def observe_used(self, used: float) -> None:
         """The exchange says how much this IP spent this window: leave no more than the rest."""

@@ -18,14 +18,17 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-from connectors.binance import BinanceEndpoints, BinanceFeed, weight_budget
+from connectors.binance import BinanceEndpoints, BinanceFeed
+from connectors.binance import connect_budget as binance_connect_budget
+from connectors.binance import weight_budget as binance_weight_budget
 from connectors.clickhouse import ClickHouseSink
 from connectors.control import ControlBus, ControlBusSink, InProcessControlBus, NatsControlBus
 from connectors.files import JsonDocumentSink
 from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink
 from connectors.nats_server import EmbeddedNatsServer
-from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget, connect_budget
+from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
+from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.runtime import tune_garbage_collector
 from flows.status import StatusBoard, StatusBoardSink
@@ -36,6 +39,7 @@ from operators.sync_base import SyncSettings
 from schemas.clickhouse import ClickHouseSettings
 from schemas.clickhouse_rows import table_of
 from schemas.events import QualityEvent, ResyncRequest
+from schemas.raw import VENUES
 from schemas.settings import CollectSettings
 from schemas.streams import StreamSettings
 
@@ -44,19 +48,25 @@ log = logging.getLogger("marketprism")
 
 def feed_factory(settings: CollectSettings, bus: ControlBus) -> Callable[[str], Feed]:
     """Builds each book's feed; budgets are shared by every book of a venue in this process."""
-    binance_weights = weight_budget()
-    okx_connects, okx_deep = connect_budget(), books_full_budget()
+    binance_weights, binance_connects = binance_weight_budget(), binance_connect_budget()
+    okx_connects, okx_deep = okx_connect_budget(), books_full_budget()
     binance = BinanceEndpoints(settings.binance_rest_url, settings.binance_ws_url)
-    okx = OkxEndpoints(settings.okx_rest_url, settings.okx_ws_url)
 
     def make_feed(key: str) -> Feed:
         venue, _, symbol = key.partition(":")
         if venue == "okx":
-            return OkxFeed(symbol, okx, okx_connects, okx_deep, bus, deep_interval_s=settings.okx_deep_interval_s or None)
-        return BinanceFeed(
-            venue, symbol, binance, binance_weights, bus,
-            depth_limit=settings.depth, rotate_after_s=settings.binance_rotate_after_s,
-        )
+            assert settings.okx_business_ws_url is not None  # derived by the settings when okx is collected
+            okx = OkxEndpoints(settings.okx_rest_url, settings.okx_ws_url, settings.okx_business_ws_url)
+            return OkxFeed(
+                symbol, okx, connects=okx_connects, deep_requests=okx_deep, control=bus,
+                deep_interval_s=settings.okx_deep_interval_s or None, silence_s=settings.silence_s,
+            )
+        if venue in ("binance", "binance_us"):
+            return BinanceFeed(
+                venue, symbol, binance, weights=binance_weights, connects=binance_connects, control=bus,
+                depth_limit=settings.depth, rotate_after_s=settings.binance_rotate_after_s, silence_s=settings.silence_s,
+            )
+        raise ValueError(f"no feed for {key!r}: unknown venue {venue!r}; known: {', '.join(VENUES)}")
 
     return make_feed
 

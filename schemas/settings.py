@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, TypedDict
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, YamlConfigSettingsSource
+
+from schemas.raw import VENUES
 
 
 # A 5000-level Binance snapshot weighs 250 of the 6000 a minute; audits may use half, so
@@ -60,6 +62,10 @@ class CollectSettings(BaseSettings):
     binance_ws_url: str = "wss://stream.binance.com:9443"
     okx_rest_url: str = "https://www.okx.com"
     okx_ws_url: str = "wss://ws.okx.com:8443/ws/v5/public"
+    okx_business_ws_url: str | None = Field(
+        default=None, description="candles; None: okx_ws_url with its trailing /public replaced by /business"
+    )
+    silence_s: float = Field(default=30.0, gt=0, description="a websocket that sends nothing this long is replaced")
     depth: int = Field(default=5000, ge=1, le=5000, description="levels per side (Binance snapshot limit)")
     full_interval_ms: int = Field(default=1000, ge=1, description="full books on orderbook.full every N ms")
     snapshot_interval_ms: int = Field(default=10_000, ge=1, description="orderbook.snapshot every N ms")
@@ -113,6 +119,24 @@ class CollectSettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("venues")
+    @classmethod
+    def _known_venues(cls, venues: list[str]) -> list[str]:
+        unknown = [venue for venue in venues if venue not in VENUES]
+        if unknown:
+            raise ValueError(f"unknown venue {unknown[0]!r}; known: {', '.join(VENUES)}")
+        return venues
+
+    @model_validator(mode="after")
+    def _derive_business_url(self) -> CollectSettings:
+        if self.okx_business_ws_url is None and "okx" in self.venues:
+            if not self.okx_ws_url.endswith("/public"):
+                raise ValueError(
+                    f"okx_business_ws_url is needed: okx_ws_url {self.okx_ws_url!r} does not end in /public"
+                )
+            self.okx_business_ws_url = self.okx_ws_url.removesuffix("/public") + "/business"
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def]

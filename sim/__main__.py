@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", type=parse_fault, action="append", default=[], help=f"kinds: {', '.join(KINDS)}")
     parser.add_argument("--stall-seconds", type=float, default=5.0)
     parser.add_argument("--slow-snapshot-seconds", type=float, default=3.0)
+    parser.add_argument("--ban-snapshot-seconds", type=int, default=120, help="Retry-After of a ban_snapshot 418")
     parser.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines")
     return parser
 
@@ -62,7 +63,8 @@ def settings_from(args: argparse.Namespace) -> SimSettings:
         ),
         okx=OkxSettings(idle_timeout_s=args.idle_timeout),
         faults=FaultSettings(
-            schedule=tuple(args.fault), stall_s=args.stall_seconds, slow_snapshot_s=args.slow_snapshot_seconds
+            schedule=tuple(args.fault), stall_s=args.stall_seconds, slow_snapshot_s=args.slow_snapshot_seconds,
+            ban_snapshot_s=args.ban_snapshot_seconds,
         ),
     )
 

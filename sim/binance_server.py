@@ -3,7 +3,8 @@
 REST (answered in websockets' `process_request`, see `rest`):
 - `GET /api/v3/depth?symbol=BTCUSDT&limit=N`: limit 1..5000 (more is cut to 5000), weight
   5/25/50/250 by limit, `x-mbx-used-weight` and `x-mbx-used-weight-1m` on every answer,
-  429 and 418 with `Retry-After` as `limits.RequestWeights` decides.
+  429 and 418 with `Retry-After` as `limits.RequestWeights` decides (and as the snapshot
+  faults say).
 - `GET /api/v3/exchangeInfo[?symbol=..|?symbols=[..]]`: weight 20.
 
 Websocket: `/ws/<stream>` (raw payloads), `/stream?streams=a/b/c` (the combined envelope),
@@ -33,7 +34,7 @@ from sim import binance_format
 from sim.binance_format import DEPTH_STREAM, KLINE_PUSH_MS, KLINE_STREAM, Message, stream_name, wire_symbol
 from sim.candles import CandleFeed
 from sim.limits import RequestWeights, SlidingWindow, Verdict, binance_depth_weight
-from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, showable
+from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, half_body, showable
 from sim.live_market import LiveMarket
 from sim.market import Step, Window
 from sim.peer import Peer
@@ -170,9 +171,13 @@ class BinanceVenue:
             return respond_json(500, body, headers)
         if kind == "limit_snapshot":
             return self._refused(Verdict(429, verdict.used, 1), ip)
+        if kind == "ban_snapshot":
+            return self._refused(Verdict(418, verdict.used, self._faults.settings.ban_snapshot_s), ip)
         live = self._markets[symbol]
         update_id = live.update_id_at(self._now_ns())
         body = binance_format.encode(binance_format.depth_snapshot(live.market, update_id, min(limit, MAX_DEPTH)))
+        if kind == "bad_snapshot_body":
+            body = half_body(body)
         if kind == "slow_snapshot":
             await asyncio.sleep(self._faults.settings.slow_snapshot_s)
         return respond(200, body, headers)

@@ -12,10 +12,18 @@ arms one and then reads knows it will see it:
   the symbol: disconnect (TCP dropped without a close frame), stall (no message sent for
   `stall_s`, then everything at once, as a stuck stream delivers it; websocket pings and
   pongs go on), cut_frame (the next text frame goes out half written, then the TCP
-  connection closes);
+  connection closes), silent_socket (nothing at all is sent on that connection from now
+  on, replies such as OKX's `pong` included, and it stays open; websocket pings and pongs
+  go on; unlike a stall it never resumes, but a new connection works);
 - snapshots (`SNAPSHOT_KINDS`), on the next REST book request: slow_snapshot (the book is
   read, then sent `slow_snapshot_s` later), fail_snapshot (HTTP 500), limit_snapshot (HTTP
-  429 as the venue answers it).
+  429 as the venue answers it), ban_snapshot (HTTP 418 with `Retry-After: ban_snapshot_s`,
+  as Binance answers a banned IP; OKX documents no 418, but a ban may come from any
+  layer in front of it), bad_snapshot_body (HTTP 200 whose body is the first half of the
+  book's JSON, so it does not parse);
+- subscriptions (`SUBSCRIBE_KINDS`, OKX), on the next `subscribe` of `books` for the
+  symbol: subscribe_error (the venue's error reply `{"event":"error","code":"60012",
+  "msg":...,"connId":...}` instead of the acknowledgement, and no data).
 
 Every fault that takes effect becomes an `InjectedFault` in `FaultBoard.injected`.
 """
@@ -34,10 +42,11 @@ Message = dict[str, Any]
 MESSAGE_KINDS = (
     "drop", "duplicate", "reorder", "bad_checksum", "seq_reset", "not_json", "bad_price", "negative_qty",
 )  # fmt: skip
-CONNECTION_KINDS = ("disconnect", "stall", "cut_frame")
-SNAPSHOT_KINDS = ("slow_snapshot", "fail_snapshot", "limit_snapshot")
-KINDS = MESSAGE_KINDS + CONNECTION_KINDS + SNAPSHOT_KINDS
-OKX_ONLY = ("bad_checksum", "seq_reset")
+CONNECTION_KINDS = ("disconnect", "stall", "cut_frame", "silent_socket")
+SNAPSHOT_KINDS = ("slow_snapshot", "fail_snapshot", "limit_snapshot", "ban_snapshot", "bad_snapshot_body")
+SUBSCRIBE_KINDS = ("subscribe_error",)
+KINDS = MESSAGE_KINDS + CONNECTION_KINDS + SNAPSHOT_KINDS + SUBSCRIBE_KINDS
+OKX_ONLY = ("bad_checksum", "seq_reset", "subscribe_error")
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class FaultSettings:
     schedule: tuple[ScheduledFault, ...] = ()
     stall_s: float = 5.0
     slow_snapshot_s: float = 3.0
+    ban_snapshot_s: int = 120  # Binance's first ban
 
 
 class InjectedFault(NamedTuple):
@@ -76,6 +86,11 @@ class Cut(NamedTuple):
 
 
 Frame = Message | Cut
+
+
+def half_body(body: str) -> str:
+    """The first half of a REST body: what `bad_snapshot_body` answers instead of it."""
+    return body[: len(body) // 2]
 
 
 def showable(venue: str, message: Message) -> tuple[str, ...]:

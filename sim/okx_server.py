@@ -12,8 +12,9 @@ Past a limit: HTTP 429 with code 50011. An unknown instrument: code 51001 (HTTP 
 
 Websocket `/ws/v5/public`: `subscribe` / `unsubscribe` with `args` of channel and instId,
 acknowledged one event per arg with the connection's `connId`; 60018 for an unknown
-channel or instrument, 60012 for anything else unreadable. Channels: `books` (each
-subscription its own `okx_format.BooksFeed`: a 400-level snapshot at the next 100 ms tick,
+channel or instrument (a channel of the other endpoint included), 60012 for anything
+else unreadable. Channels: `books` (each subscription its own
+`okx_format.BooksFeed`: a 400-level snapshot at the next 100 ms tick,
 then one message per tick, updates or keep-alives, seqId = update id, less the shift of
 any `seq_reset` fault), `trades` (at each trade's time), `tickers` (after a window that
 traded or moved the top). Websocket `/ws/v5/business` on the same port serves `candle1m`
@@ -39,7 +40,9 @@ from websockets.http11 import Request, Response
 from sim import okx_format
 from sim.candles import CandleFeed
 from sim.limits import SlidingWindow
-from sim.live_faults import SNAPSHOT_KINDS, Cut, FaultBoard, Frame, IncrementFaults, showable
+from sim.live_faults import (
+    SNAPSHOT_KINDS, SUBSCRIBE_KINDS, Cut, FaultBoard, Frame, IncrementFaults, half_body, showable,
+)  # fmt: skip
 from sim.live_market import LiveMarket
 from sim.market import Step, Unit, Window
 from sim.okx_format import BooksFeed, Message, TickerFeed
@@ -224,9 +227,14 @@ class OkxVenue:
             return respond_json(500, okx_format.rest_error("50026", "System error. Try again later."))
         if kind == "limit_snapshot":
             return respond_json(429, okx_format.rest_error("50011", "Too Many Requests"))
+        if kind == "ban_snapshot":
+            retry_after = [("Retry-After", str(self._faults.settings.ban_snapshot_s))]
+            return respond_json(418, okx_format.rest_error("50011", "Too Many Requests"), retry_after)
         book = self._full_book(symbol, now) if full else self._read(symbol, now, BOOKS_MAX)
         spec = self._markets[symbol].market.spec
         body = okx_format.encode(okx_format.rest_books(spec, book.bids[:size], book.asks[:size], book.ts_ms, full=full))
+        if kind == "bad_snapshot_body":
+            body = half_body(body)
         if kind == "slow_snapshot":
             await asyncio.sleep(self._faults.settings.slow_snapshot_s)
         return respond(200, body)
@@ -293,6 +301,8 @@ class OkxVenue:
                     "Please use the correct URL, channel and parameters referring to API document."
                 )
                 reply = okx_format.ws_error("60018", msg, client.conn_id)
+            elif op == "subscribe" and channel == "books" and self._refuse_books(symbol, client):
+                reply = okx_format.ws_error("60012", f"Invalid request: {text}", client.conn_id)
             else:
                 key = (channel, symbol)
                 if op == "unsubscribe":
@@ -306,6 +316,13 @@ class OkxVenue:
             if "id" in request:
                 reply["id"] = request["id"]
             client.peer.push(okx_format.encode(reply))
+
+    def _refuse_books(self, symbol: str, client: _Client) -> bool:
+        """A new `books` subscription meets an armed subscribe_error: it is refused (and recorded)."""
+        if ("books", symbol) in client.subs or not self._faults.take("okx", symbol, SUBSCRIBE_KINDS):
+            return False
+        self._faults.record("okx", symbol, "subscribe_error", f"connId={client.conn_id}")
+        return True
 
     async def _watch_idle(self, client: _Client) -> None:
         """Close the connection once nothing has gone either way for `idle_timeout_s`."""

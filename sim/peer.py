@@ -29,6 +29,7 @@ class Peer:
         self._outbox: asyncio.Queue[str | _Close] = asyncio.Queue()
         self._stall_until = 0.0
         self._cut = False
+        self._silent = False
         self.last_push = self._loop.time()
 
     def push(self, text: str) -> None:
@@ -43,6 +44,10 @@ class Peer:
 
     def cut_next_frame(self) -> None:
         self._cut = True
+
+    def silence(self) -> None:
+        """Send no frame ever again; the connection stays open (closes the venue asks for still happen)."""
+        self._silent = True
 
     def drop(self) -> None:
         """Lose the TCP connection: no close frame, unsent data discarded."""
@@ -59,6 +64,8 @@ class Peer:
                 if isinstance(item, _Close):
                     await self.connection.close(item.code, item.reason)
                     return
+                if self._silent:
+                    continue
                 if self._cut:
                     self._write_half(item)
                     return

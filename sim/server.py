@@ -218,6 +218,8 @@ class SimExchange:
                 peer.drop()
             elif kind == "stall":
                 peer.stall(self.settings.faults.stall_s)
+            elif kind == "silent_socket":
+                peer.silence()
             else:
                 peer.cut_next_frame()
         self._board.record(live.venue, live.symbol, kind, f"{len(peers)} connection(s)")

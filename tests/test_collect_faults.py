@@ -134,6 +134,6 @@ def test_source_failures_are_counted_per_book(run) -> None:
     assert counted("rest_failures", book="binance:ETH-USDT", outcome="429") >= 1  # limit_snapshot
     assert counted("rest_failures", book="okx:ETH-USDT", outcome="500") >= 1  # books-full failed
     for book in ("binance:BTC-USDT", "binance:ETH-USDT", "okx:ETH-USDT"):  # disconnect / cut_frame
-        assert counted("connection_failures", book=book) >= 1, book
-        assert counted("connections", book=book) >= 2, book
+        assert counted("connection_failures", book=book, endpoint="public") >= 1, book
+        assert counted("connections", book=book, endpoint="public") >= 2, book
     assert counted("resync_requests_received", book="okx:BTC-USDT") >= 2  # drop, bad_checksum

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from connectors.control import InProcessControlBus, NatsControlBus
 from connectors.nats_server import EmbeddedNatsServer
-from schemas.events import ResyncRequest
+from connectors.live_source import most_thorough
+from schemas.events import ResyncRequest, SourceAction
 
 
 def test_in_process_bus_hands_requests_to_their_book_only() -> None:
@@ -35,3 +36,11 @@ def test_nats_bus_carries_requests_between_processes(tmp_path: Path) -> None:
         finally:
             book_sync_side.close()
             source_side.close()
+
+
+def test_requests_waiting_together_are_answered_by_the_most_thorough() -> None:
+    def asked(action: SourceAction, at: int) -> ResyncRequest:
+        return ResyncRequest("okx", "BTC-USDT", f"{action} at {at}", at, action)
+
+    assert most_thorough([asked("snapshot", 1), asked("reconnect", 2), asked("resubscribe", 3)]).recv_ns == 2
+    assert most_thorough([asked("snapshot", 1), asked("snapshot", 2)]).recv_ns == 2  # the latest of equals

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 
 from connectors.binance import depth_weight
 from connectors.limits import BackoffDelays, WindowBudget
@@ -61,3 +63,19 @@ def test_backoff_grows_with_jitter_up_to_its_cap() -> None:
     assert delays[-1] >= 4.0 and delays[0] <= 0.5
     backoff.reset()
     assert backoff.next() <= 0.5
+
+
+def test_a_ban_that_comes_while_a_request_waits_holds_it_too() -> None:
+    """A 418 seen by one book stops the others, even those already waiting for their slot."""
+
+    async def second_request_starts_after() -> float:
+        budget = WindowBudget(budget=1, window_s=0.5, burst_fraction=1.0, spread_s=0.0)
+        await budget.acquire(1)
+        started = time.monotonic()
+        waiting = asyncio.create_task(budget.acquire(1))  # its slot: in about 0.6 s
+        await asyncio.sleep(0)  # let it reserve
+        budget.block_for(1.5)
+        await waiting
+        return time.monotonic() - started
+
+    assert asyncio.run(second_request_starts_after()) >= 1.5

@@ -21,6 +21,8 @@ from sim.settings import OkxSettings, SimSettings
 from tests.sim_server_support import OkxBook, RawWebSocket, TruncatedFrame, recv_json, wait_for
 
 STALL_S = SLOW_S = 0.6
+BAN_S = 7
+QUIET_S = 1.5  # how long a silenced connection is watched to stay silent
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def sim() -> Iterator[SimulatorThread]:
     settings = SimSettings(
         seed=21,
         okx=OkxSettings(connects_per_s=1000),
-        faults=FaultSettings(stall_s=STALL_S, slow_snapshot_s=SLOW_S),
+        faults=FaultSettings(stall_s=STALL_S, slow_snapshot_s=SLOW_S, ban_snapshot_s=BAN_S),
     )
     with SimulatorThread(settings) as thread:
         yield thread
@@ -199,6 +201,57 @@ def test_cut_frame_ends_the_connection_inside_a_frame(sim: SimulatorThread) -> N
     assert 0 < cut.value.got == cut.value.expected // 2
 
 
+@pytest.mark.parametrize("venue", ["binance", "okx"])
+def test_silent_socket_sends_nothing_ever_again_but_stays_open(sim: SimulatorThread, venue: str) -> None:
+    url = f"{sim.binance_ws_url}/ws/btcusdt@depth@100ms" if venue == "binance" else sim.okx_ws_url
+    with connect(url) as silent:
+        if venue == "okx":
+            okx_books(silent)
+        else:
+            recv_json(silent)
+        injected(sim, "silent_socket", venue, "BTC-USDT")
+        with pytest.raises(TimeoutError):  # what was already on its way may still come; then nothing
+            while True:
+                silent.recv(timeout=QUIET_S)
+        if venue == "okx":
+            silent.send("ping")  # OKX's own keep-alive goes unanswered too
+            with pytest.raises(TimeoutError):
+                silent.recv(timeout=QUIET_S)
+        silent.ping().wait(timeout=3)  # open: websocket pings are still answered
+        with connect(url) as fresh:  # and a new connection works
+            if venue == "okx":
+                okx_books(fresh)
+            else:
+                assert recv_json(fresh)["e"] == "depthUpdate"
+
+
+def test_okx_subscribe_error_refuses_books_once(sim: SimulatorThread) -> None:
+    sim.inject("subscribe_error", "okx", "ETH-USDT")
+    request = orjson.dumps({"op": "subscribe", "args": [{"channel": "books", "instId": "ETH-USDT"}]}).decode()
+    with connect(sim.okx_ws_url) as ws:
+        ws.send(request)
+        error = recv_json(ws)
+        assert set(error) == {"event", "code", "msg", "connId"}
+        assert (error["event"], error["code"]) == ("error", "60012")
+        with pytest.raises(TimeoutError):  # no data for the refused subscription
+            ws.recv(timeout=QUIET_S)
+        ws.send(request)  # the next subscribe is served
+        assert recv_json(ws) == {"event": "subscribe", "arg": {"channel": "books", "instId": "ETH-USDT"},
+                                 "connId": error["connId"]}
+        assert recv_json(ws)["action"] == "snapshot"
+    (fault,) = [f for f in sim.faults if f.kind == "subscribe_error"]
+    assert (fault.venue, fault.symbol, fault.detail) == ("okx", "ETH-USDT", f"connId={error['connId']}")
+
+
+def test_okx_business_endpoint_acknowledges_candles_and_refuses_books(sim: SimulatorThread) -> None:
+    with connect(sim.okx_business_ws_url) as ws:
+        ws.send(orjson.dumps({"op": "subscribe", "args": [{"channel": "candle1m", "instId": "BTC-USDT"}]}).decode())
+        ack = recv_json(ws)
+        assert (ack["event"], ack["arg"]) == ("subscribe", {"channel": "candle1m", "instId": "BTC-USDT"})
+        ws.send(orjson.dumps({"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]}).decode())
+        assert recv_json(ws)["code"] == "60018"
+
+
 # ----- snapshots -----
 
 
@@ -228,6 +281,37 @@ def test_snapshot_faults(sim: SimulatorThread, venue: str) -> None:
     assert snapshot_request(sim, venue).status_code == 200
     kinds = [f.kind for f in sim.faults if f.venue == venue and f.kind.endswith("_snapshot")]
     assert kinds[-3:] == ["slow_snapshot", "fail_snapshot", "limit_snapshot"]
+
+
+def deep_request(sim: SimulatorThread, venue: str) -> requests.Response:
+    """The 5000-level book request a collector makes: Binance depth, OKX books-full."""
+    if venue == "binance":
+        return requests.get(f"{sim.binance_url}/api/v3/depth", params={"symbol": "ETHUSDT", "limit": 5000})
+    return requests.get(f"{sim.okx_url}/api/v5/market/books-full", params={"instId": "ETH-USDT", "sz": 5000})
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx"])
+def test_bad_snapshot_body_is_a_200_that_is_not_json(sim: SimulatorThread, venue: str) -> None:
+    sim.inject("bad_snapshot_body", venue, "ETH-USDT")
+    bad = deep_request(sim, venue)
+    good = deep_request(sim, venue)
+    assert bad.status_code == good.status_code == 200
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(bad.content)
+    opening = '{"lastUpdateId":' if venue == "binance" else '{"code":"0"'
+    assert bad.text.startswith(opening) and good.text.startswith(opening)
+    assert len(bad.content) > 1000  # half a book, not an empty answer
+    orjson.loads(good.content)
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx"])
+def test_ban_snapshot_is_a_418_with_retry_after(sim: SimulatorThread, venue: str) -> None:
+    sim.inject("ban_snapshot", venue, "ETH-USDT")
+    banned = deep_request(sim, venue)
+    assert banned.status_code == 418
+    assert banned.headers["Retry-After"] == str(BAN_S)
+    assert banned.json()["code"] == (-1003 if venue == "binance" else "50011")
+    assert deep_request(sim, venue).status_code == 200  # a fault, not the venue's ban: the next one is served
 
 
 # ----- arming -----
