@@ -23,7 +23,7 @@ from operators.binance_audit import Shadow, first_difference
 from operators.book import LevelChanges
 from operators.sync_base import SyncMachine, SyncSettings
 from operators.wire import DepthDiff, DepthSnapshot
-from schemas.events import BookFull, QualityEvent, QualityKind, ResyncRequest, UpdateType
+from schemas.events import BookFull, QualityEvent, QualityKind, ResyncRequest, SourceAction, UpdateType
 
 
 def _horizon(levels: LevelChanges, limit: int | None) -> float | None:
@@ -89,10 +89,12 @@ class BinanceBookSync(SyncMachine):
                 out.extend(self._apply(diff))
         return out
 
-    def fault(self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int) -> list[object]:
+    def fault(
+        self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int, action: SourceAction = "snapshot"
+    ) -> list[object]:
         self._shadow = None  # an audit in progress has nothing left to compare with
         self._applied.clear()
-        return super().fault(kind, detail, update_id, recv_ns)
+        return super().fault(kind, detail, update_id, recv_ns, action)
 
     def _stale(self, detail: str, snap: DepthSnapshot) -> list[object]:
         return [

@@ -15,6 +15,10 @@ from operators.wire import DepthDiff, DepthSnapshot, OkxBookMessage, OkxDeepBook
 from schemas.events import BookStats, Kline, Ticker, Trade
 
 
+# Answers to our own REST requests: they say nothing about whether the stream still flows.
+_REST_ANSWERS = frozenset({DepthSnapshot, OkxDeepBook})
+
+
 class BookSync:
     """Routes one key's decoded messages to its machine; trades, tickers and klines pass through."""
 
@@ -45,6 +49,8 @@ class BookSync:
         route = self._routes.get(type(msg))
         if route is None:
             raise TypeError(f"{self.machine.venue}:{self.machine.symbol} got an unexpected {type(msg).__name__}")
+        if type(msg) not in _REST_ANSWERS:
+            self.machine.heard_ns = msg.recv_ns  # type: ignore[attr-defined]  # every routed message carries it
         return route(msg)
 
     def stats(self) -> BookStats:

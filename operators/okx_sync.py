@@ -25,7 +25,7 @@ from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
 from operators.book import LevelChanges, WireLevel
 from operators.wire import OkxBookMessage, OkxDeepBook
-from schemas.events import BookFull, QualityKind, UpdateType
+from schemas.events import BookFull, QualityKind, SourceAction, UpdateType
 
 
 # How many applied (prevSeqId, seqId) pairs are remembered to recognise repeats.
@@ -74,9 +74,11 @@ class OkxBookSync(SyncMachine):
             return msg.seq_id
         return msg.exchange_ms if msg.exchange_ms is not None else self.applied
 
-    def fault(self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int) -> list[object]:
+    def fault(
+        self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int, action: SourceAction = "snapshot"
+    ) -> list[object]:
         self._deep = None  # deep levels were merged against a book we no longer trust
-        return super().fault(kind, detail, update_id, recv_ns)
+        return super().fault(kind, detail, update_id, recv_ns, action)
 
     def exact_depths(self) -> tuple[int, int]:
         """The live window is exact (seqId chain and checksums); kept and deep levels are not."""

@@ -60,9 +60,11 @@ class SyncMachine:
         self.stats = BookStats()
         self._last_full_ns: int | None = None
         self._snapshot_slot: int | None = None
-        # The watchdog's clock: since when the book has been out of sync, how often it barked.
+        # The watchdog's clock: since when the book has been out of sync, how often it barked,
+        # and when anything (book, trade, ticker) was last heard for this key.
         self._out_since_ns: int | None = None
         self._escalation = 0
+        self.heard_ns: int | None = None
 
     # -- reporting -------------------------------------------------------------------
 
@@ -128,8 +130,10 @@ class SyncMachine:
 
     # -- faults ----------------------------------------------------------------------
 
-    def fault(self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int) -> list[object]:
-        """Drop the book, say why, and ask the source for a fresh snapshot."""
+    def fault(
+        self, kind: QualityKind, detail: str, update_id: int | None, recv_ns: int, action: SourceAction = "snapshot"
+    ) -> list[object]:
+        """Drop the book, say why, and ask the source to act (by default: a fresh snapshot)."""
         self.book.clear()
         self._last_full_ns = None
         self.stats.resyncs += 1
@@ -137,15 +141,22 @@ class SyncMachine:
         return [
             QualityEvent(self.venue, self.symbol, kind, detail, update_id, recv_ns),
             *self._went_out_of_sync(f"{kind}: {detail}", update_id, recv_ns),
-            ResyncRequest(self.venue, self.symbol, f"{kind}: {detail}", recv_ns),
+            ResyncRequest(self.venue, self.symbol, f"{kind}: {detail}", recv_ns, action=action),
         ]
 
     def watch(self, now_ns: int) -> list[object]:
         """The watchdog, called now and then with the caller's clock: a book out of sync for
         `watchdog_ms` (since the start, a fault, or the last bark) has its source asked to
-        act again, from a new snapshot to a new subscription to a new connection."""
+        act again, from a new snapshot to a new subscription to a new connection. A book in
+        sync that has heard nothing at all for as long cannot vouch for itself either (a
+        silent socket looks like a quiet market): it goes out of sync, with a new connection
+        asked for."""
         if self.synced:
-            return []
+            heard = self.heard_ns
+            if heard is None or (now_ns - heard) // 1_000_000 < self.settings.watchdog_ms:
+                return []
+            detail = f"nothing heard for {(now_ns - heard) / 1e9:.1f} s"
+            return self.fault("silent", detail, self.stats.last_update_id, now_ns, action="reconnect")
         if self._out_since_ns is None:
             self._out_since_ns = now_ns  # the first look: the clock starts now
             return []
