@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	bash deploy/clickhouse/provision-test-server.sh
+	bash deploy/prometheus/provision-promtool.sh
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

@@ -84,7 +84,7 @@ def _collect(args: argparse.Namespace) -> int:
 
     from bytewax.testing import run_main
 
-    from flows.collect import build_flow, start_nats
+    from flows.collect import build_flow, start_metrics, start_nats
     from schemas.settings import CollectSettings
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -114,6 +114,7 @@ def _collect(args: argparse.Namespace) -> int:
     tune_garbage_collector()
     settings = CollectSettings(**overrides)
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
+    metrics = start_metrics(settings)
     summary: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
@@ -123,6 +124,8 @@ def _collect(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopped")
     finally:
+        if metrics is not None:
+            metrics.stop()
         if server is not None:
             server.stop()
         if simulator is not None:

@@ -24,12 +24,14 @@ from connectors.binance import weight_budget as binance_weight_budget
 from connectors.clickhouse import ClickHouseSink
 from connectors.control import ControlBus, ControlBusSink, InProcessControlBus, NatsControlBus
 from connectors.files import JsonDocumentSink
+from connectors.metrics_server import MetricsEndpoint
 from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
+from flows.metrics import MetricsSink, observe_latency
 from flows.runtime import tune_garbage_collector
 from flows.status import StatusBoard, StatusBoardSink
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
@@ -100,6 +102,9 @@ def build_flow(
     resyncs = op.filter("resyncs", events, lambda e: isinstance(e, ResyncRequest))
     op.output("control_bus", resyncs, ControlBusSink(bus))
 
+    statuses = op.filter("status_updates", events, lambda e: isinstance(e, StatusUpdate))
+    op.output("metrics", statuses, MetricsSink(settings.depth))
+
     unkeyed = op.map("unkeyed", routed.falses, lambda kv: kv[1][1])
     watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, (StatusUpdate, QualityEvent))), unkeyed)
     op.output("status_board", watched, StatusBoardSink(board))
@@ -120,14 +125,22 @@ def build_flow(
     if "nats" in settings.sinks:
         if nats_url is None:
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
-        messages = op.flat_map(
-            "route",
-            events,
-            publications,
-        )
+        timed = op.inspect("publish_latency", events, lambda _step, event: observe_latency(event))
+        messages = op.flat_map("route", timed, publications)
         sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats")
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     return flow
+
+
+def start_metrics(settings: CollectSettings) -> MetricsEndpoint | None:
+    """The Prometheus endpoint, or None (with the reason logged) when it is off or its port is taken."""
+    if settings.metrics_port == 0:
+        return None
+    try:
+        return MetricsEndpoint(settings.metrics_host, settings.metrics_port).start()
+    except OSError as exc:
+        log.error("metrics endpoint %s:%d not started: %s", settings.metrics_host, settings.metrics_port, exc)
+        return None
 
 
 def start_nats(settings: CollectSettings) -> tuple[str, EmbeddedNatsServer | None]:
@@ -150,4 +163,7 @@ def __getattr__(name: str) -> Dataflow:
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     if server is not None:
         atexit.register(server.stop)
+    metrics = start_metrics(settings)
+    if metrics is not None:
+        atexit.register(metrics.stop)
     return build_flow(settings, url)

@@ -87,7 +87,8 @@ class StatusBoard:
 
     def note_quality(self, event: QualityEvent) -> None:
         self.quality_events += 1
-        log.warning("%s:%s %s: %s", event.venue, event.symbol, event.kind, event.detail)
+        level = logging.INFO if event.kind == "in_sync" else logging.WARNING  # coming back is good news
+        log.log(level, "%s:%s %s: %s", event.venue, event.symbol, event.kind, event.detail)
 
     def table(self) -> str:
         lines = [_row(tuple(name for name, _ in _COLUMNS))]

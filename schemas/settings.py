@@ -82,6 +82,8 @@ class CollectSettings(BaseSettings):
     watchdog_s: float = Field(
         default=30.0, gt=0, description="a book out of sync this long has its source act again (escalating)"
     )
+    metrics_host: str = Field(default="127.0.0.1", description="where the Prometheus endpoint listens")
+    metrics_port: int = Field(default=9108, ge=0, le=65535, description="Prometheus endpoint port; 0 = off")
     binance_rotate_after_s: float = Field(
         default=23.5 * 3600, gt=0, description="open a successor connection before Binance's 24 h limit"
     )
