@@ -104,6 +104,7 @@ class BookMetrics(Collector):
             "marketprism_book_exact_levels", "Levels per side, from the top, provably the exchange's", labels=[*labels, "side"]
         )
         configured = GaugeMetricFamily("marketprism_book_configured_depth", "Levels per side asked for", labels=labels)
+        spread = GaugeMetricFamily("marketprism_book_spread", "Best ask minus best bid (float, for display)", labels=labels)
         counters = {name: CounterMetricFamily(name, text, labels=labels) for _, name, text in _COUNTERS}
         ratios = {
             name: GaugeMetricFamily(name, text, labels=labels)
@@ -123,6 +124,8 @@ class BookMetrics(Collector):
             if stats.last_recv_ns is not None:
                 age.add_metric(values, max(0.0, book.read_at_s - stats.last_recv_ns / 1e9))
             configured.add_metric(values, book.configured_depth)
+            if book.synced and stats.best_bid is not None and stats.best_ask is not None:
+                spread.add_metric(values, float(stats.best_ask) - float(stats.best_bid))
             for side, published, exact_levels in (
                 ("bid", stats.bid_levels, stats.exact_bid_levels), ("ask", stats.ask_levels, stats.exact_ask_levels)
             ):
@@ -141,7 +144,7 @@ class BookMetrics(Collector):
             ratios["marketprism_depth_completeness_ratio"].add_metric(
                 values, min(1.0, published_depth / expected) if book.synced else 0.0
             )
-        yield from (synced, since, age, depth, exact, configured, *counters.values(), *ratios.values())
+        yield from (synced, since, age, depth, exact, configured, spread, *counters.values(), *ratios.values())
 
 
 BOOK_METRICS = BookMetrics(REGISTRY)

@@ -135,6 +135,15 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from flows.status_view import run
+
+    try:
+        return run(args.urls or ["http://127.0.0.1:9108/metrics"], args.interval, args.once)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _book(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
@@ -212,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--at", required=True, help="ISO-8601 time, e.g. 2026-11-24T03:00:00Z")
     book.add_argument("--levels", type=int, default=10)
     book.set_defaults(run=_book)
+
+    status = commands.add_parser("status", help="a live view of running collectors and stores (their /metrics)")
+    status.add_argument(
+        "--url", action="append", dest="urls", help="a metrics endpoint (repeatable; default http://127.0.0.1:9108/metrics)"
+    )
+    status.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
+    status.add_argument("--once", action="store_true", help="print one frame and exit (non-zero if an endpoint is down)")
+    status.set_defaults(run=_status)
 
     demo = commands.add_parser("demo", help="generate a small recording and replay it")
     demo.add_argument("--out-dir", type=Path, default=Path("data/demo"))
