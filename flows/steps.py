@@ -20,6 +20,9 @@ from schemas.raw import RawEvent, RecordingDefect
 # The key under which items that name no book (defects, unkeyed rejects) travel.
 UNKEYED = ""
 
+# What a book's recovery snapshot holds: the last update id it published, None before any.
+BookResume = int | None
+
 # (key, counters, whether the key carried a book): what book_sync hands the report or status board.
 FinalStats = tuple[str, BookStats, bool]
 
@@ -52,14 +55,20 @@ def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, 
     return out
 
 
-class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
+class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookResume]):
     """Holds one key's BookSync; hands over its counters at end of input. Live (with
     `status_every`), it also wakes every `status_every` to run the book's watchdog on the
-    wall clock and hand its counters to the status board; a replay never looks at a clock."""
+    wall clock and hand its counters to the status board; a replay never looks at a clock.
 
-    def __init__(self, settings: SyncSettings, resume: BookSync | None, status_every: timedelta | None = None) -> None:
+    Recovery snapshot: a plain value, the book's last update id (`BookResume`), never the
+    book: a live feed cannot rewind, so after a restart the book resyncs from a fresh
+    snapshot, and what it missed meanwhile is said as a `gap` quality event.
+    """
+
+    def __init__(self, settings: SyncSettings, resume: BookResume, status_every: timedelta | None = None) -> None:
         self.settings = settings
-        self.sync = resume
+        self.sync: BookSync | None = None
+        self.resume = resume
         self.status_every = status_every
         self._next_status: datetime | None = None
 
@@ -67,6 +76,7 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
         key, msg = value
         if self.sync is None:
             self.sync = BookSync(key, self.settings)
+            self.sync.machine.resumed_after = self.resume
         if self.status_every is not None and self._next_status is None:
             self._next_status = datetime.now(timezone.utc) + self.status_every
         return self.sync.handle(msg), StatefulLogic.RETAIN
@@ -91,9 +101,11 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
     def notify_at(self) -> datetime | None:
         return self._next_status
 
-    def snapshot(self) -> BookSync:
-        assert self.sync is not None
-        return self.sync
+    def snapshot(self) -> BookResume:
+        if self.sync is None:
+            return self.resume
+        machine = self.sync.machine
+        return machine.stats.last_update_id if machine.synced else machine.resumed_after
 
 
 def report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:

@@ -65,6 +65,8 @@ class SyncMachine:
         self._out_since_ns: int | None = None
         self._escalation = 0
         self.heard_ns: int | None = None
+        # After a restart: the last update id published before it, until the book is back in sync.
+        self.resumed_after: int | None = None
 
     # -- reporting -------------------------------------------------------------------
 
@@ -109,14 +111,23 @@ class SyncMachine:
     # -- state -----------------------------------------------------------------------
 
     def went_in_sync(self, reason: str, update_id: int | None, recv_ns: int) -> list[object]:
-        """Mark the book valid; an `in_sync` event when it was not."""
+        """Mark the book valid; an `in_sync` event when it was not, after a `gap` event for
+        what a restart missed (the ids between the last one published before it and this)."""
         was = self.synced
         self.synced = True
         self._out_since_ns = None
         self._escalation = 0
         if was:
             return []
-        return [QualityEvent(self.venue, self.symbol, "in_sync", reason, update_id, recv_ns)]
+        out: list[object] = []
+        before, self.resumed_after = self.resumed_after, None
+        if before is not None and update_id is not None and update_id > before + 1:
+            self.stats.gaps += 1
+            detail = f"restarted: update ids {before + 1}..{update_id} came while the collector was down"
+            self.note_error(f"gap: {detail}")
+            out.append(QualityEvent(self.venue, self.symbol, "gap", detail, update_id, recv_ns))
+        out.append(QualityEvent(self.venue, self.symbol, "in_sync", reason, update_id, recv_ns))
+        return out
 
     def _went_out_of_sync(self, reason: str, update_id: int | None, recv_ns: int) -> list[object]:
         was = self.synced
