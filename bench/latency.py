@@ -70,11 +70,10 @@ def _subject_kind(subject: str) -> str:
 
 
 async def _probe(url: str, out: Path) -> None:
-    import nats
     from nats.js.api import DeliverPolicy
 
-    from connectors.nats import _ensure_streams
-    from schemas.streams import StreamSettings
+    from connectors.jetstream import connect, ensure_streams
+    from schemas.streams import NatsAuth, StreamSettings
 
     records: dict[str, list[tuple[int, str, bytes]]] = {"stored": [], "reached": []}
 
@@ -87,10 +86,10 @@ async def _probe(url: str, out: Path) -> None:
                 bucket.append((now, msg.subject, msg.data[start : start + 26]))
         return on_message
 
-    nc = await nats.connect(url, name="latency-probe")
+    nc = await connect(url, auth=NatsAuth(), name="latency-probe")
     js = nc.jetstream()
     streams = StreamSettings()
-    await _ensure_streams(js, streams)  # the same configuration the sink applies, so its add_stream is a no-op
+    await ensure_streams(js, streams)  # the same configuration the sink applies, so its add_stream is a no-op
     for name, limits in streams.streams().items():
         for pattern in limits.subjects:
             await js.subscribe(pattern, stream=name, ordered_consumer=True, deliver_policy=DeliverPolicy.NEW,
@@ -127,7 +126,6 @@ def _instrument() -> dict[str, Any]:
 
     import flows.collect as collect
     from connectors import live_source
-    from connectors import nats as nats_sink
     from flows.steps import BookSyncLogic
 
     stages: dict[str, list[tuple[int, int]]] = defaultdict(list)  # (received at, ns since)
@@ -149,14 +147,11 @@ def _instrument() -> dict[str, Any]:
         stages["polled"].extend((event.recv_ns, now - event.recv_ns) for event in batch)
         return batch
 
-    write_batch = nats_sink._NatsPartition.write_batch
-
-    def at_sink(self: Any, values: list[Any]) -> None:
+    def at_sink(values: list[Any]) -> None:
         now = time.time_ns()
         for pub in values:
             collected = _collected_ns(pub.data)
             stages["at_sink"].append((collected, now - collected))
-        write_batch(self, values)
 
     publish_async = JetStreamContext.publish_async
 
@@ -177,12 +172,11 @@ def _instrument() -> dict[str, Any]:
 
     gc.callbacks.append(gc_timer)
     live_source._FeedPartition.next_batch = polled  # type: ignore[method-assign]
-    nats_sink._NatsPartition.write_batch = at_sink  # type: ignore[method-assign]
     JetStreamContext.publish_async = sent  # type: ignore[method-assign]
     collect.decode_step = timed("decode", collect.decode_step, lambda a: getattr(a[0], "kind", "?"))
     BookSyncLogic.on_item = timed("book_sync", BookSyncLogic.on_item, lambda a: type(a[1][1]).__name__)  # type: ignore[method-assign]
     collect.publications = timed("route", collect.publications, lambda a: type(a[0]).__name__)
-    return {"stages": stages, "steps": steps}
+    return {"stages": stages, "steps": steps, "on_publish": at_sink}
 
 
 def _collect(args: argparse.Namespace) -> dict[str, Any]:
@@ -204,7 +198,8 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
     marks = _instrument() if args.breakdown else None
     summary: list[dict[str, Any]] = []
     board = StatusBoard(settings.status_interval_s, out=sys.stderr)  # the live table, as in production
-    run_main(build_flow(settings, args.nats, board=board, summary=summary))
+    on_publish = marks["on_publish"] if marks is not None else None
+    run_main(build_flow(settings, args.nats, board=board, summary=summary, on_publish=on_publish))
     books = summary[0]["books"] if summary else {}
     keep = ("messages", "updates_applied", "snapshots", "resyncs", "gaps", "checksum_failures", "rejected")
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -25,7 +25,9 @@ import nats
 import orjson
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from connectors.jetstream import connect
 from schemas.events import ResyncRequest
+from schemas.streams import NatsAuth
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,11 @@ class NatsControlBus:
     A request is published once and every process receives it; the process that owns the
     book's source takes it, the others never ask for that key. At-most-once, like the
     in-process bus: a request lost while NATS is down is re-issued by the next fault.
+    It logs in as the NATS sink does (`auth`, the environment by default).
     """
 
-    def __init__(self, url: str, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, auth: NatsAuth | None = None, connect_timeout_s: float = 10.0) -> None:
+        self._auth = auth if auth is not None else NatsAuth()
         self._local = InProcessControlBus()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="control bus", daemon=True)
@@ -79,7 +83,7 @@ class NatsControlBus:
         self._client = asyncio.run_coroutine_threadsafe(self._connect(url), self._loop).result(connect_timeout_s)
 
     async def _connect(self, url: str) -> nats.NATS:
-        client = await nats.connect(url, max_reconnect_attempts=-1)
+        client = await connect(url, auth=self._auth, name="marketprism-control", max_reconnect_attempts=-1)
         await client.subscribe(f"{CONTROL_SUBJECT}.>", cb=self._received)
         await client.flush()
         return client

@@ -36,40 +36,34 @@ import asyncio
 import logging
 import os
 import random
-import re
-import struct
 import threading
 import time
-import zlib
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import nats
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, PubAck, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError
+from nats.js.api import PubAck
+from nats.js.errors import APIError
 
+from connectors.jetstream import CONNECT_TIMEOUT_S, connect, ensure_streams, redact
+from connectors.spill_log import Backlog, SpillLog, encode_record
 from schemas.publication import Publication
 from schemas.streams import NatsAuth, StreamSettings
 
 log = logging.getLogger(__name__)
 
 PARTITION = "nats"
-SEGMENT_BYTES = 16 * 1024 * 1024
-SEGMENT_SUFFIX = ".spill"
 REJECTED_FILE = "rejected.records"
 # What the Nats-Msg-Id header adds to a message, besides the id itself.
 HEADER_OVERHEAD = len(b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n")
 LOG_BACKLOG_EVERY_S = 10.0
-CONNECT_TIMEOUT_S = 2
 
-# A spill record: crc32 of the body, subject length, msg_id length, data length; then the body.
-_RECORD = struct.Struct(">IHHI")
+# Called with every batch the flow hands the sink, before it is queued (benches time it).
+WriteObserver = Callable[[list[Publication]], None]
 
 
 @dataclass(slots=True)
@@ -87,200 +81,6 @@ class PublisherStats:
     on_disk_bytes: int = 0
 
 
-def _encode(pub: Publication) -> bytes:
-    subject = pub.subject.encode()
-    msg_id = pub.msg_id.encode()
-    body = b"".join((subject, msg_id, pub.data))
-    return _RECORD.pack(zlib.crc32(body), len(subject), len(msg_id), len(pub.data)) + body
-
-
-def _decode(buf: bytes) -> tuple[list[Publication], int]:
-    """The whole records at the start of `buf`, and how many bytes they span."""
-    records: list[Publication] = []
-    pos = 0
-    while pos + _RECORD.size <= len(buf):
-        crc, subject_len, id_len, data_len = _RECORD.unpack_from(buf, pos)
-        start = pos + _RECORD.size
-        end = start + subject_len + id_len + data_len
-        if end > len(buf) or zlib.crc32(buf[start:end]) != crc:
-            break
-        subject = buf[start : start + subject_len].decode()
-        msg_id = buf[start + subject_len : start + subject_len + id_len].decode()
-        records.append(Publication(subject, buf[start + subject_len + id_len : end], msg_id))
-        pos = end
-    return records, pos
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@dataclass(slots=True)
-class _Segment:
-    path: Path
-    count: int = 0
-    size: int = 0
-
-
-class _SpillLog:
-    """A FIFO of publications on disk: append-only segment files, read and deleted oldest first.
-
-    Appends are buffered and made durable by `sync()` (one fsync per batch). The head
-    segment is read whole; it is deleted once every record in it has been committed.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self._dir = directory
-        self._segments: deque[_Segment] = deque()
-        for path in sorted(directory.glob(f"*{SEGMENT_SUFFIX}")):
-            segment = self._recover(path)
-            if segment.count:
-                self._segments.append(segment)
-            else:
-                path.unlink()
-        self._next_index = int(self._segments[-1].path.stem) + 1 if self._segments else 0
-        self._writer: IO[bytes] | None = None
-        self._unsynced = False
-        self._new_file = False
-        self._head: list[Publication] | None = None
-        self._head_pos = 0
-        self.count = sum(s.count for s in self._segments)
-        self.bytes = sum(s.size for s in self._segments)
-
-    @staticmethod
-    def _recover(path: Path) -> _Segment:
-        """Count a segment left by an earlier run, cutting off a torn last record (never fsync'd)."""
-        data = path.read_bytes()
-        records, used = _decode(data)
-        if used < len(data):
-            log.warning("spill file %s: %d unreadable bytes after %d records cut off", path, len(data) - used, len(records))
-            with open(path, "r+b") as out:
-                out.truncate(used)
-        return _Segment(path, len(records), used)
-
-    def append(self, pubs: Iterable[Publication]) -> int:
-        written = 0
-        for pub in pubs:
-            if self._writer is None or self._segments[-1].size >= SEGMENT_BYTES:
-                self._open_segment()
-            assert self._writer is not None
-            record = _encode(pub)
-            self._writer.write(record)
-            segment = self._segments[-1]
-            segment.count += 1
-            segment.size += len(record)
-            self.bytes += len(record)
-            written += 1
-        self.count += written
-        self._unsynced = self._unsynced or written > 0
-        return written
-
-    def sync(self) -> None:
-        if self._writer is not None and self._unsynced:
-            self._writer.flush()
-            os.fsync(self._writer.fileno())
-        if self._new_file:
-            _fsync_dir(self._dir)
-        self._unsynced = self._new_file = False
-
-    def peek(self, n: int) -> list[Publication]:
-        if not self._segments:
-            return []
-        head = self._load_head()
-        return head[self._head_pos : self._head_pos + n]
-
-    def commit(self, k: int) -> None:
-        """Forget the first k records (a spilled batch may span two segments)."""
-        self.count -= k
-        while k:
-            head = self._load_head()
-            step = min(k, len(head) - self._head_pos)
-            self._head_pos += step
-            k -= step
-            if self._head_pos >= len(head):
-                segment = self._segments.popleft()
-                segment.path.unlink()
-                self.bytes -= segment.size
-                self._head = None
-
-    def close(self) -> None:
-        self._seal()
-
-    def _load_head(self) -> list[Publication]:
-        if self._head is None:
-            segment = self._segments[0]
-            if self._writer is not None and segment is self._segments[-1]:
-                self._seal()  # we read what we wrote: later appends go to a new segment
-            self._head, _ = _decode(segment.path.read_bytes())
-            self._head_pos = 0
-        return self._head
-
-    def _open_segment(self) -> None:
-        self._seal()
-        path = self._dir / f"{self._next_index:012d}{SEGMENT_SUFFIX}"
-        self._next_index += 1
-        self._writer = open(path, "ab")
-        self._segments.append(_Segment(path))
-        self._new_file = True
-
-    def _seal(self) -> None:
-        if self._writer is not None:
-            self.sync()
-            self._writer.close()
-            self._writer = None
-
-
-class _Backlog:
-    """Publications not yet acked, oldest first: in memory, or on disk once spilled.
-
-    Anything on disk is older than anything in memory, because spilling moves all of
-    memory and, while the disk holds anything, new publications go there too. So the
-    head is on disk if the disk is not empty, and `commit` removes what `peek` returned
-    even if memory was spilled in between. Not thread-safe: the partition's lock guards it.
-    """
-
-    def __init__(self, disk: _SpillLog) -> None:
-        self.disk = disk
-        self.memory: deque[Publication] = deque()
-        self.memory_bytes = 0
-
-    def __len__(self) -> int:
-        return len(self.memory) + self.disk.count
-
-    def push(self, pub: Publication) -> bool:
-        """Append one publication; True if it went to disk."""
-        if self.disk.count:
-            self.disk.append((pub,))
-            return True
-        self.memory.append(pub)
-        self.memory_bytes += len(pub.data)
-        return False
-
-    def spill_memory(self) -> int:
-        moved = self.disk.append(self.memory)
-        self.memory.clear()
-        self.memory_bytes = 0
-        self.disk.sync()
-        return moved
-
-    def peek(self, n: int) -> list[Publication]:
-        if self.disk.count:
-            return self.disk.peek(n)
-        return [self.memory[i] for i in range(min(n, len(self.memory)))]
-
-    def commit(self, k: int) -> None:
-        if self.disk.count:
-            self.disk.commit(k)
-            return
-        for _ in range(k):
-            self.memory_bytes -= len(self.memory.popleft().data)
-
-
 class _BatchFailed(Exception):
     """A batch was not acked in full: the connection is dropped and the batch sent again."""
 
@@ -295,58 +95,21 @@ class _Limits:
     retry_cap_s: float
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//", url)
-
-
-def _connect_options(auth: NatsAuth) -> dict[str, Any]:
-    if auth.user is not None and auth.password is not None:
-        return {"user": auth.user, "password": auth.password.get_secret_value()}
-    if auth.token is not None:
-        return {"token": auth.token.get_secret_value()}
-    if auth.creds_file is not None:
-        return {"user_credentials": str(auth.creds_file)}
-    return {}
-
-
-def _stream_config(name: str, streams: StreamSettings) -> StreamConfig:
-    limits = streams.streams()[name]
-    return StreamConfig(
-        name=name,
-        subjects=limits.subjects,
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        max_msgs=limits.max_msgs,
-        max_bytes=limits.max_bytes,
-        max_age=float(limits.max_age_s),
-        max_consumers=limits.max_consumers,
-        num_replicas=limits.replicas,
-        duplicate_window=float(streams.duplicate_window_s),
-    )
-
-
-async def _ensure_streams(js: JetStreamContext, streams: StreamSettings) -> None:
-    """Create the streams, or bring an existing one to our settings (add_stream is idempotent)."""
-    for name in streams.streams():
-        config = _stream_config(name, streams)
-        try:
-            await js.add_stream(config)
-        except BadRequestError:  # exists with another configuration
-            try:
-                await js.update_stream(config)
-            except BadRequestError as exc:
-                log.error("stream %s: kept its existing configuration, the server refused ours: %s", name, exc.description)
-            else:
-                log.info("stream %s: configuration updated", name)
-
-
 class _NatsPartition(StatefulSinkPartition[Publication, None]):
     def __init__(
-        self, url: str, streams: StreamSettings, auth: NatsAuth, spill_dir: Path, limits: _Limits, stats: PublisherStats
+        self,
+        *,
+        url: str,
+        streams: StreamSettings,
+        auth: NatsAuth,
+        spill_dir: Path,
+        limits: _Limits,
+        stats: PublisherStats,
+        on_write: WriteObserver | None,
     ) -> None:
         self._url = url
-        self._where = _redact(url)
+        self._on_write = on_write
+        self._where = redact(url)
         self._streams = streams
         self._auth = auth
         self._limits = limits
@@ -354,7 +117,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
         self._known_subjects: set[str] = set()
         self._rejected_path = spill_dir / REJECTED_FILE
         self._cond = threading.Condition()
-        self._backlog = _Backlog(_SpillLog(spill_dir))  # guarded by _cond
+        self._backlog = Backlog(SpillLog(spill_dir))  # guarded by _cond
         self._down = False  # guarded by _cond; optimistic until the first connect fails
         self._close_by: float | None = None  # guarded by _cond; set by close()
         self._drained_from_disk = 0
@@ -371,6 +134,8 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
     # ---- the Bytewax worker's side ----
 
     def write_batch(self, values: list[Publication]) -> None:
+        if self._on_write is not None:
+            self._on_write(values)
         for pub in values:
             self._check_subject(pub.subject)
         with self._cond:
@@ -499,7 +264,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
                 continue
             try:
                 js = nc.jetstream(publish_async_max_pending=self._limits.max_in_flight)
-                await _ensure_streams(js, self._streams)
+                await ensure_streams(js, self._streams)
                 log.info("NATS sink: connected to %s, streams ready, %d messages waiting", self._where, len(self._backlog))
                 attempt = 0
                 self._set_down(False)
@@ -539,17 +304,16 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
         async def on_error(exc: Exception) -> None:
             log.debug("NATS client error: %s: %s", type(exc).__name__, exc)
 
-        nc = await nats.connect(
+        nc = await connect(
             self._url,
+            auth=self._auth,
             name="marketprism-sink",
             allow_reconnect=False,  # we reconnect ourselves, to resend in order
             max_reconnect_attempts=1,
             reconnect_time_wait=0,
-            connect_timeout=CONNECT_TIMEOUT_S,
             disconnected_cb=on_lost,
             closed_cb=on_lost,
             error_cb=on_error,
-            **_connect_options(self._auth),
         )
         return nc, lost
 
@@ -637,7 +401,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
         """Messages the server will never take are kept on disk, not retried forever nor dropped."""
         with open(self._rejected_path, "ab") as out:
             for pub, _ in rejected:
-                out.write(_encode(pub))
+                out.write(encode_record(pub))
             out.flush()
             os.fsync(out.fileno())
         for pub, reason in rejected:
@@ -650,8 +414,9 @@ class NatsJetStreamSink(FixedPartitionedSink[Publication, None]):
     """Publishes `Publication`s to JetStream, creating or updating the streams on connect.
 
     `auth` defaults to the environment (MARKETPRISM_NATS_USER/PASSWORD, _TOKEN or
-    _CREDS_FILE); credentials are never logged, and the URL is logged without user info.
-    `stats` holds the partition's counters.
+    _CREDS_FILE, _TLS_CA_FILE); credentials are never logged, and the URL is logged
+    without user info. `stats` holds the partition's counters; `on_write`, if given, sees
+    every batch the flow writes (the latency bench times it).
     """
 
     def __init__(
@@ -667,6 +432,7 @@ class NatsJetStreamSink(FixedPartitionedSink[Publication, None]):
         ack_timeout_s: float = 5.0,
         close_timeout_s: float = 10.0,
         retry_cap_s: float = 10.0,
+        on_write: WriteObserver | None = None,
     ) -> None:
         if max_in_flight < 1 or buffer_messages < 1 or buffer_bytes < 1:
             raise ValueError("max_in_flight, buffer_messages and buffer_bytes must be positive")
@@ -676,6 +442,7 @@ class NatsJetStreamSink(FixedPartitionedSink[Publication, None]):
         self.auth = auth if auth is not None else NatsAuth()
         self.limits = _Limits(max_in_flight, buffer_messages, buffer_bytes, ack_timeout_s, close_timeout_s, retry_cap_s)
         self.stats = PublisherStats()
+        self.on_write = on_write
 
     def list_parts(self) -> list[str]:
         return [PARTITION]
@@ -684,4 +451,7 @@ class NatsJetStreamSink(FixedPartitionedSink[Publication, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _NatsPartition:
-        return _NatsPartition(self.url, self.streams, self.auth, self.spill_dir, self.limits, self.stats)
+        return _NatsPartition(
+            url=self.url, streams=self.streams, auth=self.auth, spill_dir=self.spill_dir, limits=self.limits,
+            stats=self.stats, on_write=self.on_write,
+        )

@@ -26,7 +26,7 @@ from connectors.control import ControlBus, ControlBusSink, InProcessControlBus, 
 from connectors.files import JsonDocumentSink
 from connectors.metrics_server import MetricsEndpoint
 from connectors.live_source import Feed, LiveSource
-from connectors.nats import NatsJetStreamSink
+from connectors.nats import NatsJetStreamSink, WriteObserver
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
@@ -79,8 +79,10 @@ def build_flow(
     bus: ControlBus | None = None,
     board: StatusBoard | None = None,
     summary: list[dict[str, Any]] | None = None,
+    on_publish: WriteObserver | None = None,
 ) -> Dataflow:
-    """Wire the collector; `summary` receives the final per-book report when the flow ends."""
+    """Wire the collector; `summary` receives the final per-book report when the flow ends;
+    `on_publish` sees every batch handed to the NATS sink (the latency bench times it)."""
     if bus is None:
         bus = NatsControlBus(nats_url) if settings.control_bus == "nats" and nats_url else InProcessControlBus()
     board = board or StatusBoard(settings.status_interval_s)
@@ -127,7 +129,7 @@ def build_flow(
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
         timed = op.inspect("publish_latency", events, lambda _step, event: observe_latency(event))
         messages = op.flat_map("route", timed, publications)
-        sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats")
+        sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats", on_write=on_publish)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     return flow
 

@@ -141,7 +141,8 @@ class StreamSettings(BaseSettings):
 
 
 class NatsAuth(BaseSettings):
-    """How to log in to NATS: user and password, a token, or a `.creds` file (at most one).
+    """How to log in to NATS: user and password, a token, or a `.creds` file (at most one),
+    and how to trust the server over TLS: a CA file, and a client certificate if it asks.
 
     Secrets are `SecretStr` so that printing or logging settings never shows them.
     """
@@ -152,6 +153,9 @@ class NatsAuth(BaseSettings):
     password: SecretStr | None = None
     token: SecretStr | None = None
     creds_file: Path | None = Field(default=None, description="NATS user credentials (JWT + NKey seed)")
+    tls_ca_file: Path | None = Field(default=None, description="CA bundle the server's certificate must chain to")
+    tls_cert_file: Path | None = Field(default=None, description="client certificate, for servers that verify clients")
+    tls_key_file: Path | None = Field(default=None, description="the client certificate's private key")
 
     @model_validator(mode="after")
     def _one_method(self) -> NatsAuth:
@@ -160,4 +164,6 @@ class NatsAuth(BaseSettings):
         methods = [self.user is not None, self.token is not None, self.creds_file is not None]
         if sum(methods) > 1:
             raise ValueError("give one of user/password, token or creds_file, not several")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("MARKETPRISM_NATS_TLS_CERT_FILE and MARKETPRISM_NATS_TLS_KEY_FILE go together")
         return self

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+
+import pytest
 from pathlib import Path
 
 from connectors.control import InProcessControlBus, NatsControlBus
@@ -44,3 +46,22 @@ def test_requests_waiting_together_are_answered_by_the_most_thorough() -> None:
 
     assert most_thorough([asked("snapshot", 1), asked("reconnect", 2), asked("resubscribe", 3)]).recv_ns == 2
     assert most_thorough([asked("snapshot", 1), asked("snapshot", 2)]).recv_ns == 2  # the latest of equals
+
+
+def test_nats_bus_logs_in_as_the_sink_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    password = "pw-Control#never-in-logs"
+    with EmbeddedNatsServer(tmp_path / "nats", user="collector", password=password) as server:
+        monkeypatch.setenv("MARKETPRISM_NATS_USER", "collector")
+        monkeypatch.setenv("MARKETPRISM_NATS_PASSWORD", password)
+        bus = NatsControlBus(server.url)  # credentials from the environment, as the sink takes them
+        try:
+            request = ResyncRequest("okx", "BTC-USDT", "checksum_failure", 7)
+            bus.send(request)
+            deadline = time.monotonic() + 10
+            taken: list[ResyncRequest] = []
+            while not taken and time.monotonic() < deadline:
+                taken = bus.take("okx:BTC-USDT")
+                time.sleep(0.01)
+            assert taken == [request]
+        finally:
+            bus.close()

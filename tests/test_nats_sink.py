@@ -19,7 +19,8 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
-from connectors.nats import REJECTED_FILE, NatsJetStreamSink, _decode, _NatsPartition
+from connectors.nats import REJECTED_FILE, NatsJetStreamSink, _NatsPartition
+from connectors.spill_log import decode_records
 from connectors.nats_server import EmbeddedNatsServer
 from schemas.publication import Publication
 from schemas.streams import NatsAuth, StreamSettings, subject
@@ -266,5 +267,5 @@ def test_a_message_the_server_would_never_take_is_kept_aside(server: EmbeddedNat
     part.close()
     assert_stored_once_in_order(server.url, small)
     assert sink.stats.rejected == 1 and sink.stats.on_disk == 0
-    kept, _ = _decode((tmp_path / "spill" / REJECTED_FILE).read_bytes())
+    kept, _ = decode_records((tmp_path / "spill" / REJECTED_FILE).read_bytes())
     assert kept == [huge]

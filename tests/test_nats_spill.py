@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import connectors.nats as nats_sink
-from connectors.nats import _Backlog, _SpillLog
+import connectors.spill_log as spill_log
+from connectors.spill_log import Backlog, SpillLog
 from schemas.publication import Publication
 
 
@@ -15,7 +15,7 @@ def pubs(n: int, start: int = 0) -> list[Publication]:
     return [Publication("orderbook.delta.okx.btc-usdt", b"payload-%d" % i, f"id-{i}") for i in range(start, start + n)]
 
 
-def drain(backlog: _Backlog | _SpillLog, batch: int) -> list[Publication]:
+def drain(backlog: Backlog | SpillLog, batch: int) -> list[Publication]:
     out: list[Publication] = []
     while head := backlog.peek(batch):
         out += head
@@ -24,8 +24,8 @@ def drain(backlog: _Backlog | _SpillLog, batch: int) -> list[Publication]:
 
 
 def test_spill_log_is_a_fifo_across_segments_and_deletes_what_was_committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nats_sink, "SEGMENT_BYTES", 500)  # a handful of records per segment
-    log = _SpillLog(tmp_path)
+    monkeypatch.setattr(spill_log, "SEGMENT_BYTES", 500)  # a handful of records per segment
+    log = SpillLog(tmp_path)
     log.append(pubs(40))
     log.sync()
     assert log.count == 40 and len(list(tmp_path.glob("*.spill"))) > 3
@@ -37,8 +37,8 @@ def test_spill_log_is_a_fifo_across_segments_and_deletes_what_was_committed(tmp_
 
 
 def test_a_batch_spilled_while_in_flight_is_still_committed_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(nats_sink, "SEGMENT_BYTES", 300)
-    backlog = _Backlog(_SpillLog(tmp_path))
+    monkeypatch.setattr(spill_log, "SEGMENT_BYTES", 300)
+    backlog = Backlog(SpillLog(tmp_path))
     for pub in pubs(30):
         backlog.push(pub)
     in_flight = backlog.peek(20)  # taken from memory...
@@ -50,9 +50,9 @@ def test_a_batch_spilled_while_in_flight_is_still_committed_exactly(tmp_path: Pa
 
 
 def test_a_new_log_resumes_the_files_of_the_last_one(tmp_path: Path) -> None:
-    log = _SpillLog(tmp_path)
+    log = SpillLog(tmp_path)
     log.append(pubs(5))
     log.close()
-    log = _SpillLog(tmp_path)
+    log = SpillLog(tmp_path)
     log.append(pubs(5, start=5))  # into a new segment, after the old ones
     assert drain(log, 3) == pubs(10)
