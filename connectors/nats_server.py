@@ -44,7 +44,8 @@ class EmbeddedNatsServer:
 
     Give the same `store_dir` and `port` again to restart the same server with its
     streams. With `user`/`password` it requires them; they go into a config file
-    readable only by us, not onto the command line where `ps` would show them.
+    readable only by us, not onto the command line where `ps` would show them. With
+    `tls_cert`/`tls_key` it requires TLS (clients then trust the issuing CA).
     """
 
     def __init__(
@@ -54,6 +55,8 @@ class EmbeddedNatsServer:
         host: str = "127.0.0.1",
         user: str | None = None,
         password: str | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
@@ -61,6 +64,7 @@ class EmbeddedNatsServer:
         self.log_path = self.store_dir / "nats-server.log"
         self._user = user
         self._password = password
+        self._tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -77,8 +81,8 @@ class EmbeddedNatsServer:
             "-js", "-sd", str(self.store_dir),
             "-l", str(self.log_path),
         ]
-        if self._user is not None:
-            command += ["-c", str(self._write_auth_config())]
+        if self._user is not None or self._tls is not None:
+            command += ["-c", str(self._write_config())]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self._wait_until_ready(time.monotonic() + START_TIMEOUT_S)
@@ -108,12 +112,18 @@ class EmbeddedNatsServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    def _write_auth_config(self) -> Path:
-        path = self.store_dir / "auth.conf"
+    def _write_config(self) -> Path:
+        path = self.store_dir / "server.conf"
         path.touch(mode=0o600)
         path.chmod(0o600)
         # JSON strings are valid NATS config strings, whatever characters the password has.
-        path.write_text(f"authorization {{ user: {json.dumps(self._user)}, password: {json.dumps(self._password)} }}\n")
+        lines = []
+        if self._user is not None:
+            lines.append(f"authorization {{ user: {json.dumps(self._user)}, password: {json.dumps(self._password)} }}")
+        if self._tls is not None:
+            cert, key = self._tls
+            lines.append(f"tls {{ cert_file: {json.dumps(str(cert))}, key_file: {json.dumps(str(key))} }}")
+        path.write_text("\n".join(lines) + "\n")
         return path
 
     def _wait_until_ready(self, deadline: float) -> None:

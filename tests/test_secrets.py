@@ -1,0 +1,109 @@
+"""Credentials: everything talks to a NATS that requires a password and TLS, and no secret
+ever shows in a log line, a metric or an error message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import nats.errors
+import pytest
+
+from connectors.jetstream import connect
+from connectors.metrics_server import MetricsEndpoint
+from connectors.nats_server import EmbeddedNatsServer
+from schemas.clickhouse import ClickHouseSettings
+from schemas.streams import NatsAuth
+from sim.server import SimulatorThread
+from sim.settings import SimSettings
+from tests.live_support import collect_from
+
+USER, PASSWORD = "marketprism", "pw-Zq8!never-logged"
+CLICKHOUSE_PASSWORD = "ch-Kx3!never-logged"
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 it signed (openssl, written here)."""
+    ca_key, ca, key, csr, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
+        "-subj", "/CN=marketprism test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    extensions = directory / "san.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
+        "-days", "1", "-extfile", str(extensions))
+    return ca, cert, key
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _stored_subjects(url: str, auth: NatsAuth) -> dict[str, int]:
+    client = await connect(url, auth=auth, name="test reader")
+    try:
+        js = client.jetstream()
+        counts: dict[str, int] = {}
+        for stream in ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_DATA"):
+            state = (await js.stream_info(stream, subjects_filter=">")).state
+            counts.update(state.subjects or {})
+        return counts
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def tls_nats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    ca, cert, key = _certificates(tmp_path)
+    for name in ("TOKEN", "CREDS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"):
+        monkeypatch.delenv(f"MARKETPRISM_NATS_{name}", raising=False)
+    monkeypatch.setenv("MARKETPRISM_NATS_USER", USER)
+    monkeypatch.setenv("MARKETPRISM_NATS_PASSWORD", PASSWORD)
+    monkeypatch.setenv("MARKETPRISM_NATS_TLS_CA_FILE", str(ca))
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_PASSWORD", CLICKHOUSE_PASSWORD)
+    with EmbeddedNatsServer(tmp_path / "nats", user=USER, password=PASSWORD, tls_cert=cert, tls_key=key) as server:
+        yield server
+
+
+def test_everything_runs_on_a_nats_with_password_and_tls_and_no_secret_shows(
+    tls_nats: EmbeddedNatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    endpoint = MetricsEndpoint("127.0.0.1", _free_port()).start()
+    try:
+        with SimulatorThread(SimSettings(seed=12, symbols=("ETH-USDT",))) as simulator:
+            summary = collect_from(
+                simulator, tls_nats.url, tmp_path, 8, symbols=["ETH-USDT"], control_bus="nats", depth=1000
+            )
+        with urllib.request.urlopen(endpoint.url, timeout=10) as response:
+            metrics = response.read().decode()
+    finally:
+        endpoint.stop()
+    assert all(book["best_bid"] is not None for book in summary["books"].values())
+    stored = asyncio.run(_stored_subjects(tls_nats.url, NatsAuth()))
+    for book in ("binance.eth-usdt", "okx.eth-usdt"):
+        assert stored.get(f"orderbook.full.{book}", 0) >= 3 and stored.get(f"orderbook.pure_delta.{book}", 0) > 20
+    shown = caplog.text + metrics + str(summary)
+    for secret in (PASSWORD, CLICKHOUSE_PASSWORD):
+        assert secret not in shown
+    assert PASSWORD not in repr(NatsAuth()) and PASSWORD not in str(NatsAuth())
+    assert CLICKHOUSE_PASSWORD not in repr(ClickHouseSettings()) and CLICKHOUSE_PASSWORD not in str(ClickHouseSettings())
+
+
+def test_a_refused_login_says_so_without_the_password(tls_nats: EmbeddedNatsServer, caplog: pytest.LogCaptureFixture) -> None:
+    wrong = NatsAuth(user=USER, password="wrong-" + PASSWORD, tls_ca_file=NatsAuth().tls_ca_file)
+    with pytest.raises((nats.errors.Error, OSError, asyncio.TimeoutError)) as refused:
+        asyncio.run(connect(tls_nats.url, auth=wrong, name="test", allow_reconnect=False, max_reconnect_attempts=0))
+    assert PASSWORD not in str(refused.value) and PASSWORD not in repr(refused.value)
+    assert PASSWORD not in caplog.text
+    plain = NatsAuth(user=USER, password=PASSWORD, tls_ca_file=None)  # no CA: the certificate is not trusted
+    with pytest.raises(Exception) as untrusted:
+        asyncio.run(connect(tls_nats.url, auth=plain, name="test", allow_reconnect=False, max_reconnect_attempts=0))
+    assert PASSWORD not in str(untrusted.value)
