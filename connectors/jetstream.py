@@ -17,7 +17,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StoreCompression, StreamConfig
 from nats.js.errors import BadRequestError
 
 from schemas.streams import NatsAuth, StreamSettings
@@ -64,6 +64,17 @@ async def connect(url: str, *, auth: NatsAuth, name: str, **options: Any) -> Cli
     return await nats.connect(url, name=name, **options, **connect_options(auth))
 
 
+async def _add_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if config.compression in (None, StoreCompression.NONE) or "compression" not in (exc.description or "").lower():
+            raise
+        log.warning("stream %s: the server cannot compress streams (%s); storing it uncompressed", config.name, exc.description)
+        config.compression = None
+        await js.add_stream(config)
+
+
 def stream_config(name: str, streams: StreamSettings) -> StreamConfig:
     limits = streams.streams()[name]
     return StreamConfig(
@@ -78,15 +89,17 @@ def stream_config(name: str, streams: StreamSettings) -> StreamConfig:
         max_consumers=limits.max_consumers,
         num_replicas=limits.replicas,
         duplicate_window=float(streams.duplicate_window_s),
+        compression=StoreCompression.S2 if streams.compression == "s2" else StoreCompression.NONE,
     )
 
 
 async def ensure_streams(js: JetStreamContext, streams: StreamSettings) -> None:
-    """Create the streams, or bring an existing one to our settings (add_stream is idempotent)."""
+    """Create the streams, or bring an existing one to our settings (add_stream is idempotent).
+    A server older than 2.10 knows no stream compression: the streams are then made without it."""
     for name in streams.streams():
         config = stream_config(name, streams)
         try:
-            await js.add_stream(config)
+            await _add_stream(js, config)
         except BadRequestError:  # exists with another configuration
             try:
                 await js.update_stream(config)

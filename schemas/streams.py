@@ -88,6 +88,9 @@ class StreamSettings(BaseSettings):
     duplicate_window_s: int = Field(
         default=600, gt=0, description="a Nats-Msg-Id seen within this window is stored once"
     )
+    compression: Literal["s2", "none"] = Field(
+        default="s2", description="JetStream's S2 compression of the file streams (nats-server 2.10+)"
+    )
     orderbook_full: StreamLimits = StreamLimits(
         subjects=["orderbook.full.*.*", "orderbook.snapshot.*.*"],
         max_msgs=1_000_000, max_bytes=1 * GiB, max_age_s=24 * HOUR_S, max_consumers=10,
