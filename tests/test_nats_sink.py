@@ -255,7 +255,7 @@ def test_credentials_come_from_the_environment_and_are_never_logged(
     assert "cannot connect" in caplog.text
     logged = caplog.text + server.log_path.read_text()
     assert password not in logged and wrong not in logged
-    assert (server.store_dir / "auth.conf").stat().st_mode & 0o077 == 0
+    assert (server.store_dir / "server.conf").stat().st_mode & 0o077 == 0
 
 
 def test_a_message_the_server_would_never_take_is_kept_aside(server: EmbeddedNatsServer, tmp_path: Path) -> None:
