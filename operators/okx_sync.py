@@ -25,7 +25,7 @@ from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
 from operators.book import LevelChanges, WireLevel
 from operators.wire import OkxBookMessage, OkxDeepBook
-from schemas.events import BookFull, QualityKind, SourceAction, UpdateType
+from schemas.events import BookFull, QualityEvent, QualityKind, SourceAction, UpdateType
 
 
 # How many applied (prevSeqId, seqId) pairs are remembered to recognise repeats.
@@ -86,6 +86,7 @@ class OkxBookSync(SyncMachine):
         return min(len(self.book.bids), depth), min(len(self.book.asks), depth)
 
     def _snapshot(self, msg: OkxBookMessage) -> list[object]:
+        replaced = self._replaced(msg)
         self.book.bids.replace(msg.bids, None)
         self.book.asks.replace(msg.asks, None)
         self._keep_window(msg.window)
@@ -100,9 +101,17 @@ class OkxBookSync(SyncMachine):
         failure = self._verify(msg)
         if failure:
             return failure
-        out = self.went_in_sync(f"snapshot seqId={msg.seq_id}", msg.seq_id, msg.recv_ns)
+        out = replaced + self.went_in_sync(f"snapshot seqId={msg.seq_id}", msg.seq_id, msg.recv_ns)
         out.append(self._full("snapshot", msg))
         return out
+
+    def _replaced(self, msg: OkxBookMessage) -> list[object]:
+        """A snapshot that replaces a book in sync (a new subscription or connection) ends its
+        chain of deltas: say so, so that consumers re-anchor on this snapshot."""
+        if not self.synced:
+            return []
+        detail = f"a new snapshot (seqId={msg.seq_id}) replaced the book at seqId={self.seq_id}; deltas restart from it"
+        return [QualityEvent(self.venue, self.symbol, "resync", detail, msg.seq_id, msg.recv_ns)]
 
     def _update(self, msg: OkxBookMessage) -> list[object]:
         seq, prev = msg.seq_id, msg.prev_seq_id

@@ -171,7 +171,8 @@ def test_a_recording_without_seq_ids_stores_every_full_book_and_update(server: E
             "orderbook.snapshot.okx.btc-usdt": snapshots,
             "orderbook.delta.okx.btc-usdt": updates,
             "orderbook.pure_delta.okx.btc-usdt": updates,
-            "market.okx.btc-usdt.quality": 1,  # in_sync, once: later snapshots find the book in sync
+            # in_sync once, then each later snapshot replaces a book in sync: a `resync` each
+            "market.okx.btc-usdt.quality": snapshots,
         }
         assert_ids_are_distinct_and_name_their_bytes(stored)
 

@@ -373,7 +373,8 @@ class OkxRun:
         if msg.kind == "snapshot":
             self._count(msg)
             self.synced, self.book, self.seq, self.last_full_ns = True, msg.book, msg.seq, self.recv_ns
-            state = [] if was_synced else [("quality", "in_sync", msg.seq)]
+            # A snapshot that replaces a book in sync says so (its deltas restart); else the book comes in sync.
+            state = [("quality", "resync", msg.seq)] if was_synced else [("quality", "in_sync", msg.seq)]
             return [*state, ("full", "snapshot", msg.seq, True, *pairs_of(msg.book, SYNC.depth))]
         if not self.synced or duplicate:
             return []

@@ -301,7 +301,7 @@ def test_okx_candles_come_from_the_business_url_only(sim: SimulatorThread) -> No
             if text != "pong" and "data" in (message := orjson.loads(text)):
                 pushes.append((time.monotonic(), message))
     for (at, earlier), (later_at, later) in zip(pushes, pushes[1:]):
-        assert 0.6 < later_at - at < 1.5, "about one push a second"
+        assert 0.3 < later_at - at < 2.0, "about one push a second (as received: a loaded machine jitters)"
         assert later["arg"] == candles
         (row,) = later["data"]
         assert len(row) == 9 and all(isinstance(v, str) for v in row) and row[8] in ("0", "1")

@@ -1,0 +1,195 @@
+"""A soak run: the collector (default sinks) against the simulator at 10x real rates, with
+faults, for a set time; prints what it verified and how its memory went.
+
+    python bench/soak.py --minutes 30          # the issue's run
+    python bench/soak.py --minutes 2 --rate 1  # a quick look
+
+Setup: the simulator (with its ground truth) and an embedded nats-server run in this
+process; the collector runs as `marketprism collect` in a child process with the default
+sinks, so its RSS (and that of any process it starts, such as the store) is its own.
+Every `--fault-every` seconds one fault from the live fault list hits a random book.
+
+Every `--check-every` seconds each book's latest full book in NATS is held against the
+truth at its update id (Binance over its exact window, real past it; OKX over its live
+window): "books verified". At the end every delta chain in NATS is walked: an update id
+missing from a chain that the book did not mark (an `out_of_sync`, `gap` or `resync`
+quality event between the two deltas) is a lost message (goal 0). RSS is sampled every check (goal:
+flat after the first minutes). Figures only: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import nats  # noqa: E402
+
+from connectors.nats_server import EmbeddedNatsServer  # noqa: E402
+from sim.server import SimulatorThread  # noqa: E402
+from sim.settings import SimSettings  # noqa: E402
+from tests.live_support import read_streams  # noqa: E402
+from tests.truth_checks import check_binance_full  # noqa: E402
+
+BOOKS = (("binance", "BTC-USDT"), ("binance", "ETH-USDT"), ("okx", "BTC-USDT"), ("okx", "ETH-USDT"))
+# seq_reset is left out: it shifts OKX ids away from the truth's (the live fault matrix
+# in tests/test_collect_faults.py covers it and maps the ids back).
+FAULTS = {
+    "binance": ("drop", "duplicate", "reorder", "not_json", "bad_price", "disconnect", "stall", "fail_snapshot"),
+    "okx": ("drop", "duplicate", "reorder", "bad_checksum", "not_json", "disconnect", "cut_frame", "silent_socket"),
+}
+OKX_WINDOW = 400
+
+
+def _rss_mb(pid: int) -> float:
+    """RSS of a process and its children (the collector and what it started), from /proc."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, StopIteration, ProcessLookupError):
+            continue
+        pids.extend(int(child) for child in children)
+    return total / 1024
+
+
+async def _latest_fulls(url: str) -> dict[tuple[str, str], dict]:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        latest = {}
+        for venue, symbol in BOOKS:
+            try:
+                msg = await js.get_last_msg("ORDERBOOK_FULL", f"orderbook.full.{venue}.{symbol.lower()}")
+            except nats.js.errors.NotFoundError:
+                continue
+            latest[(venue, symbol)] = json.loads(msg.data)
+        return latest
+    finally:
+        await client.close()
+
+
+def _verify(simulator: SimulatorThread, url: str) -> tuple[int, int]:
+    """Each book's latest full book against the truth: (verified, wrong)."""
+    verified = wrong = 0
+    for (venue, symbol), full in asyncio.run(_latest_fulls(url)).items():
+        truth = simulator.truth(venue, symbol)
+        try:
+            if venue == "binance":
+                check_binance_full(full, truth)
+            else:
+                bids, asks = truth.book_at(full["last_update_id"], depth=OKX_WINDOW)
+                live = [(l["price"], l["quantity"]) for l in full["bids"] if "age_ms" not in l]
+                live_asks = [(l["price"], l["quantity"]) for l in full["asks"] if "age_ms" not in l]
+                assert (live, live_asks) == (list(bids), list(asks))
+            verified += 1
+        except (AssertionError, ValueError) as exc:  # ValueError: the id left the truth's history
+            wrong += 1
+            print(f"  {venue}:{symbol} full book at {full['last_update_id']} is not the truth: {str(exc)[:200]}", flush=True)
+    return verified, wrong
+
+
+def _lost(stored: dict[str, list]) -> dict[str, int]:
+    """Per book: update ids missing between consecutive deltas with no fault marked between them."""
+    lost: dict[str, int] = {}
+    for venue, symbol in BOOKS:
+        book = f"{venue}.{symbol.lower()}"
+        marks = sorted(
+            event["collected_at"] for _, event, _ in stored.get(f"market.{book}.quality", [])
+            if event["kind"] in ("out_of_sync", "gap", "resync")
+        )
+        deltas = [delta for _, delta, _ in stored.get(f"orderbook.pure_delta.{book}", [])]
+        missing = 0
+        for before, after in zip(deltas, deltas[1:]):
+            if after["prev_update_id"] == before["update_id"]:
+                continue
+            marked = any(before["collected_at"] <= mark <= after["collected_at"] for mark in marks)
+            if not marked:
+                gap = (after["first_update_id"] or after["update_id"]) - before["update_id"] - 1
+                missing += max(1, gap) if venue == "binance" else 1
+        lost[f"{venue}:{symbol}"] = missing
+    return lost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=10.0, help="simulator activity, x real (default %(default)s)")
+    parser.add_argument("--fault-every", type=float, default=20.0, help="seconds between faults")
+    parser.add_argument("--check-every", type=float, default=30.0, help="seconds between checks and RSS samples")
+    parser.add_argument("--seed", type=int, default=17)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="marketprism-soak-"))
+    settings = SimSettings(seed=args.seed, rate_scale=args.rate, history_s=max(900.0, args.check_every * 4))
+    with SimulatorThread(settings) as simulator, EmbeddedNatsServer(work / "nats") as server:
+        env = dict(os.environ)
+        env.update(
+            MARKETPRISM_NATS_URL=server.url, MARKETPRISM_DATA_DIR=str(work / "data"),
+            MARKETPRISM_RUN_SECONDS=str(args.minutes * 60), MARKETPRISM_METRICS_PORT="0",
+            MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
+            MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,
+        )
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "collect"], cwd=REPO, env=env,
+            stdout=subprocess.DEVNULL, stderr=open(work / "collector.log", "wb"),
+        )
+        started = time.monotonic()
+        next_fault = started + args.fault_every
+        next_check = started + args.check_every
+        verified = wrong = faults = 0
+        rss: list[tuple[float, float]] = []
+        print(f"soak: {args.minutes:g} min at x{args.rate:g}, a fault every {args.fault_every:g} s; work dir {work}", flush=True)
+        while collector.poll() is None:
+            now = time.monotonic()
+            if now >= next_fault:
+                venue, symbol = rng.choice(BOOKS)
+                simulator.inject(rng.choice(FAULTS[venue]), venue, symbol)
+                faults += 1
+                next_fault += args.fault_every
+            if now >= next_check:
+                ok, bad = _verify(simulator, server.url)
+                verified, wrong = verified + ok, wrong + bad
+                rss.append(((now - started) / 60, _rss_mb(collector.pid)))
+                print(f"  {rss[-1][0]:5.1f} min  RSS {rss[-1][1]:7.1f} MB  books verified {verified}, wrong {wrong}, "
+                      f"faults {faults}", flush=True)
+                next_check += args.check_every
+            time.sleep(0.5)  # pacing the loop, not waiting for anything
+        stored = read_streams(server.url, ("ORDERBOOK_DELTA", "MARKET_DATA"))
+    resyncs = sum(
+        1 for subject, events in stored.items() if subject.endswith(".quality")
+        for _, event, _ in events if event["kind"] == "out_of_sync"
+    )
+    lost = _lost(stored)
+    settled = [mb for minute, mb in rss if minute >= min(5.0, args.minutes / 3)]
+    result: dict[str, Any] = {
+        "minutes": args.minutes, "rate": args.rate, "faults": faults, "books_verified": verified, "books_wrong": wrong,
+        "resyncs": resyncs, "messages_lost": sum(lost.values()), "lost_by_book": lost,
+        "rss_mb_first": rss[0][1] if rss else None, "rss_mb_last": rss[-1][1] if rss else None,
+        "rss_mb_max": max((mb for _, mb in rss), default=None),
+        "rss_growth_after_warmup_mb": (settled[-1] - settled[0]) if len(settled) > 1 else None,
+        "collector_exit": collector.returncode,
+    }
+    print(f"books verified {verified} (wrong {wrong}), resyncs {resyncs}, messages lost {result['messages_lost']} (goal 0), "
+          f"RSS {result['rss_mb_first']:.0f} -> {result['rss_mb_last']:.0f} MB (max {result['rss_mb_max']:.0f})")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
