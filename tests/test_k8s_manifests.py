@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,7 @@ def test_nats_is_a_three_node_jetstream_on_files(rendered: tuple[str, list[dict]
     config_volume = next(v for v in nats["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
     config_map = one(docs, "ConfigMap", config_volume["configMap"]["name"])
     config = config_map["data"]["nats.conf"]
+    assert nats_container["command"] == ["nats-server"]
     assert nats_container["args"] == ["--config", f"{mounts['config']}/nats.conf"]
     store_dir = re.search(r"jetstream\s*\{[^}]*store_dir:\s*(\S+)", config)
     assert store_dir and store_dir.group(1).startswith(mounts[claim["metadata"]["name"]] + "/")
@@ -215,6 +217,74 @@ def test_init_script_creates_this_pods_partition_once(tmp_path: Path) -> None:
     assert second.returncode == 0 and second.stdout == "", "a restart must keep the partition it has"
 
 
+_COUNTING_FLOW = """
+import bytewax.operators as op
+from bytewax.connectors.stdio import StdOutSink
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSource
+
+flow = Dataflow("k8s_recovery_layout")
+keyed = op.key_on("key", op.input("in", flow, TestingSource(list(range(40)))), lambda x: str(x % 4))
+op.output("out", op.stateful_map("count", keyed, lambda n, _x: ((n or 0) + 1, (n or 0) + 1)), StdOutSink())
+"""
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_one_partition_per_pod_is_a_recovery_layout_bytewax_accepts(tmp_path: Path) -> None:
+    # Each pod's init step makes its own part-<ordinal> on its own volume; a Bytewax cluster
+    # of those processes runs, snapshots into both, and resumes from them.
+    collector = one(render("dev"), "StatefulSet", "collector")
+    (init,) = collector["spec"]["template"]["spec"]["initContainers"]
+    processes = int(env_of(init)["BYTEWAX_PROCESSES"]["value"])
+    assert processes == collector["spec"]["replicas"] == 2
+    (tmp_path / "k8s_recovery_flow.py").write_text(_COUNTING_FLOW)
+    dirs = []
+    for ordinal in range(processes):
+        recovery = tmp_path / f"recovery-collector-{ordinal}"
+        recovery.mkdir()
+        script = init["args"][0].replace("/var/lib/marketprism/recovery", str(recovery))
+        env = {"HOSTNAME": f"collector-{ordinal}", "BYTEWAX_PROCESSES": str(processes),
+               "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+        subprocess.run(["/bin/sh", "-c", script], env=env, check=True, capture_output=True, timeout=60)
+        assert [p.name for p in recovery.iterdir()] == [f"part-{ordinal}.sqlite3"]
+        dirs.append(recovery)
+
+    def run_cluster() -> list[str]:
+        addresses = ";".join(f"127.0.0.1:{port}" for port in _free_ports(processes))
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "bytewax.run", "k8s_recovery_flow", "-i", str(i), "-a", addresses,
+                 "-r", str(dirs[i]), "-s", "1", "-b", "0"],
+                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for i in range(processes)
+        ]
+        outputs = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err[-2000:]
+            outputs.extend(line for line in out.splitlines() if line.strip())
+        return outputs
+
+    first = run_cluster()
+    assert sorted(first) == sorted(f"('{k}', {n})" for k in "0123" for n in range(1, 11))
+    for recovery in dirs:
+        (part,) = recovery.iterdir()
+        assert part.stat().st_size > 0
+    # The input was read to its end before: resumed, the cluster has nothing left to emit.
+    assert run_cluster() == []
+
+
 def test_probes_on_the_metrics_endpoint(rendered: tuple[str, list[dict]]) -> None:
     _, docs = rendered
     for kind, name in (("StatefulSet", "collector"), ("Deployment", "store")):
@@ -270,7 +340,7 @@ def test_every_secret_comes_from_a_secret_key_ref(rendered: tuple[str, list[dict
         assert {n.rsplit("-", 1)[0] for n in secrets} == {"marketprism-nats", "marketprism-clickhouse"}
     # No other manifest carries a literal credential: the dummy dev password lives in one file only.
     holders = [p.relative_to(K8S).as_posix() for p in K8S.rglob("*") if p.is_file()
-               and p.suffix in (".yaml", ".conf", ".xml") and "dev-only-not-a-secret" in p.read_text()]
+               and p.suffix in (".yaml", ".conf") and "dev-only-not-a-secret" in p.read_text()]
     assert holders == ["overlays/dev/kustomization.yaml"]
 
 
