@@ -7,6 +7,7 @@ ordinal and -a naming every pod, recovery, probes, requests, secrets by referenc
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -19,7 +20,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from schemas.streams import StreamSettings
+from schemas.clickhouse import ClickHouseSettings
+from schemas.settings import CollectSettings
+from schemas.streams import NatsAuth, StreamSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -383,3 +386,49 @@ def test_every_image_is_pinned_or_ours(rendered: tuple[str, list[dict]]) -> None
     _, docs = rendered
     images = {c["image"] for _, spec in pod_specs(docs) for c in spec.get("initContainers", []) + spec["containers"]}
     assert images == {"marketprism:latest", "nats:2.10-alpine", "clickhouse/clickhouse-server:24.8"}
+
+
+def _known_env_names() -> set[str]:
+    names = set()
+    for model, prefix in ((CollectSettings, "MARKETPRISM_"), (NatsAuth, "MARKETPRISM_NATS_"),
+                          (ClickHouseSettings, "MARKETPRISM_CLICKHOUSE_")):
+        names |= {prefix + field.upper() for field in model.model_fields}
+    for stream, limits in StreamSettings().streams().items():
+        names |= {f"MARKETPRISM_NATS_{stream}__{field.upper()}" for field in type(limits).model_fields}
+    return names
+
+
+def test_the_settings_models_read_what_the_manifests_set(
+    rendered: tuple[str, list[dict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A misspelt variable would be ignored silently by the settings (extra="ignore"): every
+    # MARKETPRISM_ name must be a field, and the real models must read the values.
+    _, docs = rendered
+    known = _known_env_names()
+    for kind, name in (("StatefulSet", "collector"), ("Deployment", "store")):
+        env = env_of(container(one(docs, kind, name), name))
+        ours = {k: v for k, v in env.items() if k.startswith("MARKETPRISM_")}
+        assert set(ours) <= known, (name, sorted(set(ours) - known))
+        with monkeypatch.context() as patched:
+            for key in [k for k in os.environ if k.startswith("MARKETPRISM_")]:
+                patched.delenv(key)
+            for key, entry in ours.items():
+                # Secret values are the cluster's; any value shows the variable is read.
+                patched.setenv(key, entry.get("value", f"from-secret-{key.lower()}"))
+            auth = NatsAuth()
+            assert auth.user == "from-secret-marketprism_nats_user"
+            assert auth.password is not None and auth.password.get_secret_value() == "from-secret-marketprism_nats_password"
+            assert {s: lim.replicas for s, lim in StreamSettings().streams().items()} == dict.fromkeys(
+                ["ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA"], 3)
+            settings = CollectSettings()
+            assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9108
+            assert settings.nats_url == "nats://nats:4222"
+            assert str(settings.data_dir) == "/var/lib/marketprism/data"
+            if name == "collector":
+                assert settings.control_bus == "nats"
+                assert settings.sinks == ["nats", "recorder"]
+                assert len(settings.venues) * len(settings.symbols) >= 4
+            else:
+                storage = ClickHouseSettings()
+                assert storage.url == "clickhouse://clickhouse:9000"
+                assert storage.user == "from-secret-marketprism_clickhouse_user"
