@@ -21,3 +21,16 @@ class FeatureRow:
     recv_ns: int
     values: dict[str, float | None]
     heatmap: Any = field(default=None, repr=False)
+
+
+def feature_dict(row: FeatureRow) -> dict[str, Any]:
+    """The JSON of `features.{exchange}.{symbol}`: ids, times and the flat feature values."""
+    return {
+        "event_type": "features",
+        "exchange_name": row.venue,
+        "symbol_name": row.symbol,
+        "update_id": row.update_id,
+        "timestamp": row.exchange_ms,
+        "recv_ns": row.recv_ns,
+        "features": row.values,
+    }

@@ -21,7 +21,7 @@ HOUR_S = 3600
 
 SubjectKind = Literal[
     "full", "snapshot", "delta", "update", "pure_delta", "trade", "ticker", "quality", "funding_rate", "open_interest",
-    "kline",
+    "kline", "features",
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -36,6 +36,7 @@ _TEMPLATES: dict[str, str] = {
     "funding_rate": "market.{exchange}.{symbol}.funding_rate",
     "open_interest": "market.{exchange}.{symbol}.open_interest",
     "kline": "market.{exchange}.{symbol}.kline.{interval}",
+    "features": "features.{exchange}.{symbol}",
 }
 
 _FORBIDDEN_IN_TOKEN = frozenset(".*> \t\r\n")
@@ -81,7 +82,7 @@ class StreamLimits(BaseModel):
 
 
 class StreamSettings(BaseSettings):
-    """The four JetStream streams the sink creates (or updates) on every connect."""
+    """The JetStream streams (the plan's four and FEATURES) the sink creates (or updates) on every connect."""
 
     model_config = SettingsConfigDict(env_prefix="MARKETPRISM_NATS_", env_nested_delimiter="__")
 
@@ -107,8 +108,13 @@ class StreamSettings(BaseSettings):
         ],
         max_msgs=2_000_000, max_bytes=512 * MiB, max_age_s=24 * HOUR_S, max_consumers=10,
     )
+    # Deep-learning features of each book (`operators.features`), a stream of their own.
+    features: StreamLimits = StreamLimits(
+        subjects=["features.*.*"],
+        max_msgs=5_000_000, max_bytes=1 * GiB, max_age_s=24 * HOUR_S, max_consumers=10,
+    )
 
-    @field_validator("orderbook_full", "orderbook_delta", "market_trades", "market_data", mode="before")
+    @field_validator("orderbook_full", "orderbook_delta", "market_trades", "market_data", "features", mode="before")
     @classmethod
     def _override_only_given_fields(cls, value: Any, info: ValidationInfo) -> Any:
         # One environment variable (say MAX_AGE_S) must not wipe the stream's other limits.
@@ -130,6 +136,7 @@ class StreamSettings(BaseSettings):
             "ORDERBOOK_DELTA": self.orderbook_delta,
             "MARKET_TRADES": self.market_trades,
             "MARKET_DATA": self.market_data,
+            "FEATURES": self.features,
         }
 
     def stream_for(self, subject_: str) -> str | None:

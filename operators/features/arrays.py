@@ -25,7 +25,7 @@ class BookArrays:
         return len(self.bid_prices) > 0 and len(self.ask_prices) > 0
 
     def mid(self) -> float:
-        return (self.bid_prices[0] + self.ask_prices[0]) / 2.0
+        return (float(self.bid_prices[0]) + float(self.ask_prices[0])) / 2.0
 
 
 def number_label(n: float) -> str:
