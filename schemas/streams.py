@@ -3,7 +3,8 @@
 Values follow the original plan and can be overridden from the environment
 (MARKETPRISM_NATS_...; one stream's field with `__`, e.g.
 `MARKETPRISM_NATS_ORDERBOOK_DELTA__MAX_AGE_S=7200`). Every subject has four
-lower-case tokens (klines five: `market.{ex}.{sym}.kline.{interval}`), so a stream
+lower-case tokens (klines five: `market.{ex}.{sym}.kline.{interval}`; features, as issue 9 names
+them, three: `features.{ex}.{sym}`), so a stream
 filter must name all of them: the plan's `orderbook.full.*` would match nothing we publish.
 """
 
