@@ -78,6 +78,7 @@ class FeatureEngine:
         self.venue, self.symbol, self.settings = venue, symbol, settings
         self.book = FloatBook()
         self.live = False
+        self._update_id: int | None = None
         self._top: tuple[list[float], list[float], list[float], list[float]] | None = None
         self._windows = {kind: _Window() for kind in fi2010.EVENT_TYPES}
         self._previous_raw: np.ndarray | None = None
@@ -100,15 +101,21 @@ class FeatureEngine:
         if isinstance(event, Trade):
             self._on_trade(event)
         elif isinstance(event, BookFull):
-            if event.is_valid:
+            if event.is_valid and not self._tracks(event):
                 self.book.load(event.bids, event.asks)
                 self.live = not self.book.is_empty()
                 self._top = self._current_top()
+                self._update_id = event.last_update_id
         elif isinstance(event, QualityEvent) and event.kind in _BREAKS:
             self.book.clear()
             self.live = False
             self._top = None
         return None
+
+    def _tracks(self, full: BookFull) -> bool:
+        """A periodic full book of the book the deltas already built (same update id): loading
+        it again would change nothing in the best `depth` levels, and costs 2 ms at 5000."""
+        return self.live and full.update_type == "full_refresh" and full.last_update_id == self._update_id
 
     def _current_top(self) -> tuple[list[float], list[float], list[float], list[float]]:
         levels = self.settings.ofi_levels
@@ -129,6 +136,7 @@ class FeatureEngine:
     def _on_delta(self, delta: BookDelta) -> FeatureRow | None:
         if not self.live:
             return None
+        self._update_id = delta.update_id
         bids = self.book.bids.apply(delta.bid_updates)
         asks = self.book.asks.apply(delta.ask_updates)
         now = delta.recv_ns

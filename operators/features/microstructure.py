@@ -62,15 +62,13 @@ def book_slope(book: BookArrays, levels: int) -> Features:
 
 def vwap_within(book: BookArrays, bands_bps: tuple[float, ...]) -> Features:
     """Volume-weighted price of each side's levels within `n` bps of the mid; null if none is."""
-    mid = book.mid()
     out: Features = {}
     for n in bands_bps:
-        for side, prices, sizes, inside in (
-            ("bid", book.bid_prices, book.bid_sizes, book.bid_prices >= mid * (1 - n / 1e4)),
-            ("ask", book.ask_prices, book.ask_sizes, book.ask_prices <= mid * (1 + n / 1e4)),
-        ):
-            size = float(sizes[inside].sum())
-            out[f"vwap_{side}_{number_label(n)}bps"] = float((prices[inside] * sizes[inside]).sum()) / size if size else None
+        for side in ("bid", "ask"):
+            count = book.levels_within(side, n)
+            sizes, notionals = book.running_sums(side)
+            out[f"vwap_{side}_{number_label(n)}bps"] = (
+                float(notionals[count - 1]) / float(sizes[count - 1]) if count else None)
     return out
 
 

@@ -35,9 +35,10 @@ class FloatSide:
         self.sizes: list[float] = []
 
     def load(self, levels: Sequence[PriceQty]) -> None:
-        pairs = sorted((self.sign * float(level[0]), float(level[1])) for level in levels if float(level[1]) != 0.0)
-        self.keys = [key for key, _ in pairs]
-        self.sizes = [size for _, size in pairs]
+        """A full book's side: best first and without zero sizes, as book_sync publishes it."""
+        sign = self.sign
+        self.keys = [sign * float(level[0]) for level in levels]
+        self.sizes = [float(level[1]) for level in levels]
 
     def apply(self, updates: Sequence[PriceQty]) -> SideChanges:
         keys, sizes, sign = self.keys, self.sizes, self.sign
@@ -62,10 +63,12 @@ class FloatSide:
         return changes
 
     def prices(self, depth: int) -> np.ndarray:
-        return np.array(self.keys[:depth], dtype=np.float64) * self.sign
+        count = min(depth, len(self.keys))
+        keys = np.fromiter(self.keys, dtype=np.float64, count=count)
+        return -keys if self.sign < 0 else keys
 
     def quantities(self, depth: int) -> np.ndarray:
-        return np.array(self.sizes[:depth], dtype=np.float64)
+        return np.fromiter(self.sizes, dtype=np.float64, count=min(depth, len(self.sizes)))
 
     def top(self, depth: int) -> tuple[list[float], list[float]]:
         """The best `depth` prices and sizes as plain floats (cheap, for per-event order flow)."""

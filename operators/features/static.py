@@ -25,7 +25,7 @@ def price_distribution(book: BookArrays) -> Features:
 
 def volume_profile(book: BookArrays) -> Features:
     """Totals, imbalance, average sizes, and concentration as the Herfindahl index of level sizes."""
-    bid_total, ask_total = float(book.bid_sizes.sum()), float(book.ask_sizes.sum())
+    bid_total, ask_total = float(book.running_sums("bid")[0][-1]), float(book.running_sums("ask")[0][-1])
     total = bid_total + ask_total
     concentration = float(((book.bid_sizes / total) ** 2).sum() + ((book.ask_sizes / total) ** 2).sum())
     return {
