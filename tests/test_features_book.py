@@ -155,3 +155,27 @@ def test_snapshot_stack_keeps_one_image_per_interval():
 def test_no_feature_is_nan_on_a_full_book():
     values = {**price_distribution(BOOK), **volume_profile(BOOK), **cost_to_trade(BOOK, (150,))}
     assert not any(v is not None and math.isnan(v) for v in values.values())
+
+
+def test_microprice_fit_on_a_hand_made_chain():
+    from operators.features.microprice_fit import fit_microprice
+
+    # spread always 1 tick; two buckets. From the high-imbalance bucket the mid always
+    # rises one tick at the next sample and the book lands in the low bucket; from the low
+    # bucket it stays and the book moves to the high bucket.
+    mids = np.array([100.0, 100.0, 100.5, 100.5, 101.0, 101.0, 101.5])
+    imbalance = np.array([0.2, 0.8, 0.2, 0.8, 0.2, 0.8, 0.2])
+    table = fit_microprice(mids, imbalance, np.full(7, 0.5), tick=0.5, buckets=2, spread_states=1, terms=1,
+                           symmetric=False)
+    # high bucket: G1 = +0.5 (the next change); low bucket: stays, then from high +0.5
+    # G1 = (1 - Q)^-1 r with Q = [[0, 1], [0, 0]], r = [0, 0.5] -> [0.5, 0.5]
+    assert table.adjustment[0] == approx((0.5, 0.5))
+    # symmetric: the mirrored chain adds high -> low staying and low -> high falling 0.5.
+    # Per state 6 visits: Q = [[0, 1/2], [1/2, 0]], r = [-0.5 * 3/6, +0.5 * 3/6] = [-1/4, 1/4];
+    # (1 - Q)^-1 = [[1, 1/2], [1/2, 1]] / (3/4), so G1 = [-1/4 + 1/8, 1/4 - 1/8] / (3/4) = [-1/6, 1/6]
+    symmetric = fit_microprice(mids, imbalance, np.full(7, 0.5), tick=0.5, buckets=2, spread_states=1, terms=1)
+    assert symmetric.adjustment[0] == approx((-1 / 6, 1 / 6))
+    # one more term: B = (1 - Q)^-1 T with T = [[0, 1/2], [1/2, 0]] -> B = [[1/3, 2/3], [2/3, 1/3]]
+    # B G1 = [(-1/6 + 2/6) / 3, (-2/6 + 1/6) / 3] = [1/18, -1/18]
+    two = fit_microprice(mids, imbalance, np.full(7, 0.5), tick=0.5, buckets=2, spread_states=1, terms=2)
+    assert two.adjustment[0] == approx((-1 / 6 + 1 / 18, 1 / 6 - 1 / 18))
