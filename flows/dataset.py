@@ -95,8 +95,10 @@ def _label_columns(mids: np.ndarray, times_ns: np.ndarray, settings: DatasetSett
     return out
 
 
-def _nullable(values: np.ndarray, kind: type = float) -> list[Any]:
-    return [None if np.isnan(v) else kind(v) for v in values]
+def _nullable(values: np.ndarray, kind: Any = pl.Float64) -> pl.Series:
+    """A column with NaN written as null (undefined stays undefined, never a number)."""
+    series = pl.Series(values=values, dtype=pl.Float64).fill_nan(None)
+    return series if kind == pl.Float64 else series.cast(kind)
 
 
 def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, settings: DatasetSettings,
@@ -120,7 +122,7 @@ def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, sett
         raise LookupError(f"no samples of {venue}:{symbol} in {', '.join(p.name for p in paths)} in the given range")
 
     names = list(rows[0].values)
-    matrix = np.array([[np.nan if (v := row.values[name]) is None else v for name in names] for row in rows])
+    matrix = np.array([list(row.values.values()) for row in rows], dtype=np.float64)  # None -> NaN
     timestamps = np.array([row_time_ms(row) for row in rows], dtype=np.int64)
     recv = np.array([row.recv_ns for row in rows], dtype=np.int64)
     update_ids = [row.update_id for row in rows]
@@ -142,7 +144,8 @@ def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, sett
 
     labels = _label_columns(mids, recv, settings)
     write_table(out / "labels.parquet",
-                {"timestamp": timestamps, "update_id": update_ids, **{k: _nullable(v, float if k.startswith("label_") else int) for k, v in labels.items()}},
+                {"timestamp": timestamps, "update_id": update_ids,
+                 **{k: _nullable(v, pl.Float64 if k.startswith("label_") else pl.Int8) for k, v in labels.items()}},
                 {"timestamp": pl.Int64, "update_id": pl.Int64,
                  **{k: (pl.Float64 if k.startswith("label_") else pl.Int8) for k in labels}})
 
