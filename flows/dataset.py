@@ -108,12 +108,12 @@ def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, sett
     rows: list[FeatureRow] = []
     kept_images: list[np.ndarray] = []
     images_before: list[int] = []  # per sample: how many stack images were kept up to it
-    last_image_ns: int | None = None
-    for row in book_rows(paths, venue, symbol, settings.features, progress):
-        if row.heatmap is not None and (last_image_ns is None
-                                        or row.recv_ns - last_image_ns >= settings.stack_interval_s * 1e9):
+    # the engine makes a heatmap only when the stack interval has passed: every one is kept
+    features = dataclasses.replace(settings.features, heatmap=True,
+                                   heatmap_interval_ms=round(settings.stack_interval_s * 1000))
+    for row in book_rows(paths, venue, symbol, features, progress):
+        if row.heatmap is not None:
             kept_images.append(row.heatmap.astype(np.float32))
-            last_image_ns = row.recv_ns
         moment = row_time_ms(row)
         if (start_ms is None or moment >= start_ms) and (end_ms is None or moment < end_ms):
             rows.append(row)

@@ -45,6 +45,7 @@ class FeatureSettings:
     heatmap_bins: int = 200
     heatmap_levels: int = 100
     heatmap_half_range_bps: float = 10.0
+    heatmap_interval_ms: int | None = None  # a heatmap only this far apart (None: every row)
     microprice: MicropriceTable | None = None
 
 
@@ -84,6 +85,7 @@ class FeatureEngine:
         self._previous_raw: np.ndarray | None = None
         self._previous_short: dict[str, float] | None = None
         self._previous_ns: int | None = None
+        self._heatmap_ns: int | None = None
         self._reset_accumulators()
 
     def _reset_accumulators(self) -> None:
@@ -205,7 +207,10 @@ class FeatureEngine:
             short[kind], long[kind] = window.rates(now, short_ns, long_ns)
         values.update(fi2010.intensities(short, long, self._previous_short, seconds))
         heatmap = None
-        if settings.heatmap:
+        interval = settings.heatmap_interval_ms
+        if settings.heatmap and (interval is None or self._heatmap_ns is None
+                                 or now - self._heatmap_ns >= interval * 1_000_000):
+            self._heatmap_ns = now
             heatmap = price_heatmap(book, bins=settings.heatmap_bins, levels=settings.heatmap_levels,
                                     half_range_bps=settings.heatmap_half_range_bps)
         self._previous_raw, self._previous_short, self._previous_ns = raw, short, now
