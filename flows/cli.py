@@ -235,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=20)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=_demo)
+
+    from flows.dataset import add_dataset_command
+    from flows.plots import add_plot_command
+
+    add_dataset_command(commands)
+    add_plot_command(commands)
     return parser
 
 

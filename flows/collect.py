@@ -33,14 +33,17 @@ from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
 from flows.runtime import tune_garbage_collector
+from flows.features_step import feature_step
 from flows.status import StatusBoard, StatusBoardSink
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
 from operators.report import ReportBuilder
 from operators.routing import publications
+from operators.features.engine import FeatureSettings
+from operators.features.publish import feature_publication
 from operators.sync_base import SyncSettings
 from schemas.clickhouse import ClickHouseSettings
 from schemas.clickhouse_rows import table_of
-from schemas.events import QualityEvent, ResyncRequest
+from schemas.events import BookFull, QualityEvent, ResyncRequest
 from schemas.raw import VENUES
 from schemas.settings import CollectSettings
 from schemas.streams import StreamSettings
@@ -117,6 +120,13 @@ def build_flow(
     report = op.fold_final("summary", summary_items, ReportBuilder, report_fold)
     op.output("summary_out", op.map_value("render", report, ReportBuilder.render), JsonDocumentSink(None, summary))
 
+    features = "nats" in settings.sinks and (
+        settings.features_every_updates is not None or settings.features_interval_ms is not None)
+    if features:
+        feature_settings = FeatureSettings(every_updates=settings.features_every_updates,
+                                           interval_ms=settings.features_interval_ms, depth=settings.depth)
+        featured = feature_step("features", synced, feature_settings)
+
     if "clickhouse" in settings.sinks:
         storage = ClickHouseSettings()
         if "embedded_path" not in storage.model_fields_set:
@@ -128,7 +138,16 @@ def build_flow(
         if nats_url is None:
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
         timed = op.inspect("publish_latency", events, lambda _step, event: observe_latency(event))
-        messages = op.flat_map("route", timed, publications)
+        messages = op.flat_map(
+            "route",
+            timed if not features else op.filter("not_full", timed, lambda e: not isinstance(e, BookFull)),
+            publications,
+        )
+        if features:
+            # full books carry `ml_features`; feature rows go to features.{ex}.{sym}
+            routed_features = op.flat_map("route_features", featured, lambda e: (
+                [feature_publication(e)] if not isinstance(e, BookFull) else publications(e)))
+            messages = op.merge("all_messages", messages, routed_features)
         sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats", on_write=on_publish)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     return flow

@@ -77,6 +77,7 @@ def book_full_dict(book: BookFull) -> dict[str, Any]:
         "timestamp": _exchange_time(book.exchange_ms, book.recv_ns),
         "collected_at": collected,
         "processed_at": collected,
+        **({"ml_features": book.ml_features} if book.ml_features is not None else {}),
     }
 
 

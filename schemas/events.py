@@ -59,6 +59,8 @@ class BookFull:
     # The first book of a `snapshot_interval_ms` slot of exchange time (or a fresh
     # snapshot): it also goes to `orderbook.snapshot`.
     snapshot_slot_start: bool = False
+    # The plan's `ml_features`: the book's latest feature row (set by the features step).
+    ml_features: dict[str, float | None] | None = None
 
 
 @dataclass(slots=True)

@@ -94,6 +94,12 @@ class CollectSettings(BaseSettings):
         description="nats, recorder (raw .jsonl.zst under <data_dir>/recordings), clickhouse (embedded chDB "
         "under <data_dir>/clickhouse unless MARKETPRISM_CLICKHOUSE_URL is set)",
     )
+    features_every_updates: int | None = Field(
+        default=10, ge=1, description="a feature row on features.{ex}.{sym} every N updates of a book; None: off"
+    )
+    features_interval_ms: int | None = Field(
+        default=1000, ge=1, description="and one when this much receive time has passed; None: off"
+    )
     run_seconds: float | None = Field(default=None, gt=0, description="stop after this long; None runs forever")
     status_interval_s: float = Field(default=2.0, gt=0)
     control_bus: Literal["local", "nats"] = Field(

@@ -3,7 +3,8 @@
 Values follow the original plan and can be overridden from the environment
 (MARKETPRISM_NATS_...; one stream's field with `__`, e.g.
 `MARKETPRISM_NATS_ORDERBOOK_DELTA__MAX_AGE_S=7200`). Every subject has four
-lower-case tokens (klines five: `market.{ex}.{sym}.kline.{interval}`), so a stream
+lower-case tokens (klines five: `market.{ex}.{sym}.kline.{interval}`; features, as issue 9 names
+them, three: `features.{ex}.{sym}`), so a stream
 filter must name all of them: the plan's `orderbook.full.*` would match nothing we publish.
 """
 
@@ -21,7 +22,7 @@ HOUR_S = 3600
 
 SubjectKind = Literal[
     "full", "snapshot", "delta", "update", "pure_delta", "trade", "ticker", "quality", "funding_rate", "open_interest",
-    "kline",
+    "kline", "features",
 ]
 
 _TEMPLATES: dict[str, str] = {
@@ -36,6 +37,7 @@ _TEMPLATES: dict[str, str] = {
     "funding_rate": "market.{exchange}.{symbol}.funding_rate",
     "open_interest": "market.{exchange}.{symbol}.open_interest",
     "kline": "market.{exchange}.{symbol}.kline.{interval}",
+    "features": "features.{exchange}.{symbol}",
 }
 
 _FORBIDDEN_IN_TOKEN = frozenset(".*> \t\r\n")
@@ -81,7 +83,7 @@ class StreamLimits(BaseModel):
 
 
 class StreamSettings(BaseSettings):
-    """The four JetStream streams the sink creates (or updates) on every connect."""
+    """The JetStream streams (the plan's four and FEATURES) the sink creates (or updates) on every connect."""
 
     model_config = SettingsConfigDict(env_prefix="MARKETPRISM_NATS_", env_nested_delimiter="__")
 
@@ -110,8 +112,13 @@ class StreamSettings(BaseSettings):
         ],
         max_msgs=2_000_000, max_bytes=512 * MiB, max_age_s=24 * HOUR_S, max_consumers=10,
     )
+    # Deep-learning features of each book (`operators.features`), a stream of their own.
+    features: StreamLimits = StreamLimits(
+        subjects=["features.*.*"],
+        max_msgs=5_000_000, max_bytes=1 * GiB, max_age_s=24 * HOUR_S, max_consumers=10,
+    )
 
-    @field_validator("orderbook_full", "orderbook_delta", "market_trades", "market_data", mode="before")
+    @field_validator("orderbook_full", "orderbook_delta", "market_trades", "market_data", "features", mode="before")
     @classmethod
     def _override_only_given_fields(cls, value: Any, info: ValidationInfo) -> Any:
         # One environment variable (say MAX_AGE_S) must not wipe the stream's other limits.
@@ -133,6 +140,7 @@ class StreamSettings(BaseSettings):
             "ORDERBOOK_DELTA": self.orderbook_delta,
             "MARKET_TRADES": self.market_trades,
             "MARKET_DATA": self.market_data,
+            "FEATURES": self.features,
         }
 
     def stream_for(self, subject_: str) -> str | None:
