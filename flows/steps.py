@@ -52,6 +52,24 @@ def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, 
     return out
 
 
+def decode_chunk_step(chunk: list[RawEvent | RecordingDefect]) -> list[tuple[str, tuple[str, object]]]:
+    """`decode_step` over a replay chunk, with each book's messages gathered into one list:
+    one Bytewax item per book and chunk instead of one per message. Only a replay reads
+    chunks; a live flow keeps `decode_step`, so no message waits for others."""
+    out: list[tuple[str, tuple[str, object]]] = []
+    books: dict[str, list[object]] = {}
+    for item in chunk:
+        for key, keyed in decode_step(item):
+            if key == UNKEYED:
+                out.append((key, keyed))
+            elif key in books:
+                books[key].append(keyed[1])
+            else:
+                books[key] = [keyed[1]]
+    out.extend((key, (key, msgs)) for key, msgs in books.items())
+    return out
+
+
 class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
     """Holds one key's BookSync; hands over its counters at end of input. Live (with
     `status_every`), it also wakes every `status_every` to run the book's watchdog on the
@@ -94,6 +112,21 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookSync]):
     def snapshot(self) -> BookSync:
         assert self.sync is not None
         return self.sync
+
+
+class BookSyncChunkLogic(BookSyncLogic):
+    """BookSyncLogic fed `decode_chunk_step`'s lists: emits one list of events per chunk
+    (the events the messages would have given one by one, in order), or nothing."""
+
+    def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
+        key, msgs = value
+        if self.sync is None:
+            self.sync = BookSync(key, self.settings)
+        handle = self.sync.handle
+        events: list[object] = []
+        for msg in msgs:  # type: ignore[attr-defined]
+            events += handle(msg)
+        return ([events] if events else []), StatefulLogic.RETAIN
 
 
 def report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from operators.binance_typed import decode_typed
 from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, DepthDiff, DepthSnapshot, Ignored, Rejected
 from schemas.events import Kline, Ticker, Trade
@@ -196,6 +197,9 @@ def decode_binance(raw: RawEvent) -> list[Decoded] | Ignored:
     """One Binance message -> [(symbol, typed message or Rejected)], or an Ignored."""
     if len(raw.data) > MAX_FRAME_BYTES:
         return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"oversized frame of {len(raw.data)} bytes", raw.recv_ns))]
+    typed = decode_typed(raw, _normalized, _INTERVAL)
+    if typed is not None:
+        return [typed]
     try:
         obj = orjson.loads(raw.data)
     except orjson.JSONDecodeError as exc:
