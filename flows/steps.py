@@ -122,10 +122,7 @@ class BookSyncChunkLogic(BookSyncLogic):
         key, msgs = value
         if self.sync is None:
             self.sync = BookSync(key, self.settings)
-        handle = self.sync.handle
-        events: list[object] = []
-        for msg in msgs:  # type: ignore[attr-defined]
-            events += handle(msg)
+        events = self.sync.handle_many(msgs)  # type: ignore[arg-type]
         return ([events] if events else []), StatefulLogic.RETAIN
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from operators.binance_wire import decode_binance
 from operators.okx_wire import decode_okx
 from operators.wire import Ignored, Rejected
@@ -10,6 +12,7 @@ from schemas.raw import RawEvent
 Keyed = tuple[str | None, object]
 
 
+@lru_cache(maxsize=4096)
 def book_key(venue: str, symbol: str) -> str:
     return f"{venue}:{symbol}"
 
@@ -22,6 +25,6 @@ def decode(raw: RawEvent) -> list[Keyed] | Ignored:
         decoded = decode_binance(raw)
     else:
         return [(None, Rejected(raw.venue, None, f"unknown venue {raw.venue!r}", raw.recv_ns))]
-    if isinstance(decoded, Ignored):
+    if type(decoded) is Ignored:
         return decoded
-    return [(None if symbol is None else book_key(raw.venue, symbol), msg) for symbol, msg in decoded]
+    return [(None if symbol is None else book_key(raw.venue, symbol), msg) for symbol, msg in decoded]  # type: ignore[union-attr]
