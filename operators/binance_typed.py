@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side
+from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side, two_pairs_pass
 from operators.wire import DepthDiff
 from schemas.events import Kline, Ticker, Trade
 from schemas.raw import RawEvent
@@ -123,8 +123,8 @@ def _trade(raw: RawEvent, p: _Payload, symbol: str, trade_id: object) -> Decoded
 
 def _ticker(raw: RawEvent, p: _Payload, symbol: str) -> Decoded | None:
     bid, bid_qty, ask, ask_qty = p.b, p.B, p.a, p.A
-    check_price_quantity(bid, bid_qty, "bookTicker bid")
-    check_price_quantity(ask, ask_qty, "bookTicker ask")
+    if not two_pairs_pass(bid, bid_qty, ask, ask_qty):
+        return None
     ticker = Ticker(
         raw.venue, symbol, p.u, bid, bid_qty, ask, ask_qty, None, _time(p.E, raw.recv_ns), raw.recv_ns  # type: ignore[arg-type]
     )

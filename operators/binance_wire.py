@@ -198,8 +198,12 @@ def decode_binance(raw: RawEvent) -> list[Decoded] | Ignored:
     if len(raw.data) > MAX_FRAME_BYTES:
         return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"oversized frame of {len(raw.data)} bytes", raw.recv_ns))]
     typed = decode_typed(raw, _normalized, _INTERVAL)
-    if typed is not None:
-        return [typed]
+    return [typed] if typed is not None else decode_general(raw)
+
+
+def decode_general(raw: RawEvent) -> list[Decoded] | Ignored:
+    """Any frame of a size within MAX_FRAME_BYTES, read into dicts: what the typed path
+    defers, and every rejection with its sentence."""
     try:
         obj = orjson.loads(raw.data)
     except orjson.JSONDecodeError as exc:
