@@ -11,7 +11,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.book_sync import BookSync
 from operators.report import ReportBuilder
-from operators.decode import decode
+from operators.decode import decode, decode_typed_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.events import BookStats, QualityEvent
@@ -59,6 +59,14 @@ def decode_chunk_step(chunk: list[RawEvent | RecordingDefect]) -> list[tuple[str
     out: list[tuple[str, tuple[str, object]]] = []
     books: dict[str, list[object]] = {}
     for item in chunk:
+        typed = decode_typed_keyed(item) if type(item) is RawEvent else None
+        if typed is not None:
+            key, msg = typed
+            if key in books:
+                books[key].append(msg)
+            else:
+                books[key] = [msg]
+            continue
         for key, keyed in decode_step(item):
             if key == UNKEYED:
                 out.append((key, keyed))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from connectors.recording import read_recording
 from operators.binance_typed import decode_typed
-from operators.binance_wire import _INTERVAL, _normalized, decode_general
+from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_general
 from schemas.raw import RawEvent
 from sim.faults import FaultPlan
 from sim.recording import generate_recording
@@ -45,7 +45,7 @@ json_values = st.recursive(
 
 
 def _agree(raw: RawEvent) -> bool:
-    typed = decode_typed(raw, _normalized, _INTERVAL)
+    typed = decode_typed(raw, normalized_symbol, KLINE_INTERVAL)
     return typed is None or [typed] == decode_general(raw)
 
 
@@ -62,7 +62,7 @@ def test_every_frame_of_recordings_agrees(tmp_path: Path, real_recordings: dict[
         for raw in read_recording(recording):
             if isinstance(raw, RawEvent) and raw.venue != "okx":
                 assert _agree(raw), raw.data[:300]
-                answered += decode_typed(raw, _normalized, _INTERVAL) is not None
+                answered += decode_typed(raw, normalized_symbol, KLINE_INTERVAL) is not None
     assert answered > 1000  # the typed path really answers most frames
 
 
@@ -90,5 +90,5 @@ def test_untouched_samples_take_the_typed_path() -> None:
     for sample in SAMPLES:
         for frame in (sample, {"stream": "btcusdt@x", "data": sample}):
             raw = _raw(orjson.dumps(frame).decode())
-            assert decode_typed(raw, _normalized, _INTERVAL) is not None, frame
+            assert decode_typed(raw, normalized_symbol, KLINE_INTERVAL) is not None, frame
             assert _agree(raw)
