@@ -62,14 +62,20 @@ def event_to_json(event: RawEvent) -> bytes:
 
 def event_from_json(line: bytes, where: str) -> RawEvent | RecordingDefect:
     """Parse one recording line, checking every field the format promises."""
+    event = _usual_event(line)
+    return event if event is not None else _checked_event(line, where)
+
+
+def _usual_event(line: bytes) -> RawEvent | None:
+    """A line of the usual shape as its RawEvent in one C call, or None: then the general
+    path decides (and names the defect)."""
     try:
         event = _decode_line(line)
     except (msgspec.DecodeError, UnicodeError):
-        pass
-    else:
-        if 0 <= event.recv_ns < _MAX_RECV_NS and event.venue in VENUES and event.kind in KINDS:
-            return event
-    return _checked_event(line, where)
+        return None
+    if 0 <= event.recv_ns < _MAX_RECV_NS and event.venue in VENUES and event.kind in KINDS:
+        return event
+    return None
 
 
 def _checked_event(line: bytes, where: str) -> RawEvent | RecordingDefect:
@@ -119,7 +125,8 @@ def read_recording(path: str | Path) -> Iterator[RawEvent | RecordingDefect]:
                     continue
                 line = line.strip()
                 if line:
-                    yield event_from_json(line, f"{name}:{number}")
+                    event = _usual_event(line)  # the line's name is built only for a defect
+                    yield event if event is not None else _checked_event(line, f"{name}:{number}")
         except (zstandard.ZstdError, EOFError, OSError) as exc:
             yield RecordingDefect(f"{name}:{number + 1}", f"file ends in a torn or damaged block: {exc}")
 
