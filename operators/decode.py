@@ -28,9 +28,9 @@ def decode(raw: RawEvent) -> list[Keyed] | Ignored:
         decoded = decode_binance(raw)
     else:
         return [(None, Rejected(raw.venue, None, f"unknown venue {raw.venue!r}", raw.recv_ns))]
-    if type(decoded) is Ignored:
+    if isinstance(decoded, Ignored):
         return decoded
-    return [(None if symbol is None else book_key(raw.venue, symbol), msg) for symbol, msg in decoded]  # type: ignore[union-attr]
+    return [(None if symbol is None else book_key(raw.venue, symbol), msg) for symbol, msg in decoded]
 
 
 def decode_typed_keyed(raw: RawEvent) -> tuple[str, object] | None:
