@@ -61,7 +61,7 @@ class RecordingSource(FixedPartitionedSource[RawEvent | RecordingDefect, int]):
         return _RecordingPartition(self.paths, resume_state or 0)
 
 
-class RecordingChunkSource(RecordingSource, FixedPartitionedSource[list[RawEvent | RecordingDefect], int]):
+class RecordingChunkSource(RecordingSource):
     """The same records, each batch of BATCH_SIZE as one item (a list): for a replay, whose
     steps then pay Bytewax's per-item cost once per chunk. Same snapshot and guarantee."""
 
