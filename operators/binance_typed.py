@@ -11,7 +11,8 @@ with its sentence. The same value checks (`operators.levels`) run on both paths.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -131,7 +132,7 @@ def _ticker(raw: RawEvent, p: _Payload, symbol: str) -> Decoded | None:
     return (symbol, ticker)
 
 
-def _kline(raw: RawEvent, p: _Payload, symbol: str, interval_ok: Any) -> Decoded | None:
+def _kline(raw: RawEvent, p: _Payload, symbol: str, interval_ok: Callable[[str], object]) -> Decoded | None:
     candle = p.k
     if candle is UNSET or candle.s != p.s:  # type: ignore[union-attr]
         return None
@@ -148,7 +149,9 @@ def _kline(raw: RawEvent, p: _Payload, symbol: str, interval_ok: Any) -> Decoded
     return (symbol, kline)
 
 
-def decode_typed(raw: RawEvent, normalized: Any, interval_ok: Any) -> Decoded | None:
+def decode_typed(
+    raw: RawEvent, normalized: Callable[[str], str], interval_ok: Callable[[str], object]
+) -> Decoded | None:
     """(symbol, message) exactly as the general path would give it, or None to defer to it.
 
     `normalized` maps a Binance symbol to ours and `interval_ok` accepts a kline interval:
