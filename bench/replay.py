@@ -8,7 +8,8 @@ only), the same with normalized events written, the reference loop's rate on the
 file, and peak RSS of the dataflow holding four 5000-level books. Each measurement runs
 in its own process so one cannot inflate another's memory. The last line is one JSON
 object: {"level_updates", "seconds", "level_updates_per_s", "reference_per_s", "ratio",
-"peak_rss_mb"}. Figures only: nothing here passes or fails.
+"cpu_ratio", "peak_rss_mb"} (`cpu_ratio`: the same ratio by CPU time, steadier on a busy
+machine). Figures only: nothing here passes or fails.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _measure(mode: str, path: Path) -> dict[str, Any]:
     from bench.reference_sync import run_reference
     from flows.replay import run_replay
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     books: list[int] = []
     if mode == "reference":
         level_updates = run_reference(path)
@@ -52,8 +53,11 @@ def _measure(mode: str, path: Path) -> dict[str, Any]:
         report = run_replay([path], out=out)
         level_updates = sum(book["levels_applied"] for book in report["books"].values())
         books = [min(book["bid_levels"] or 0, book["ask_levels"] or 0) for book in report["books"].values()]
-    seconds = time.perf_counter() - started
-    return {"level_updates": level_updates, "seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "book_depths": books}
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    return {
+        "level_updates": level_updates, "seconds": seconds, "cpu_seconds": cpu_seconds,
+        "peak_rss_mb": _peak_rss_mb(), "book_depths": books,
+    }
 
 
 def _in_child(mode: str, path: Path) -> dict[str, Any]:
@@ -104,6 +108,10 @@ def main() -> None:
     print(f"replay flow, events written:   {events_rate:12,.0f} level updates/s ({events['seconds']:.2f} s)")
     print(f"reference loop:                {reference_rate:12,.0f} level updates/s ({reference['seconds']:.2f} s)")
     print(f"ratio flow / reference:        {rate / reference_rate:12.2f} (goal 2.0)")
+    # CPU time, not wall time: on a shared machine the latter measures the neighbours too.
+    cpu_ratio = reference["cpu_seconds"] / flow["cpu_seconds"] * flow["level_updates"] / reference["level_updates"]
+    print(f"ratio by CPU time:             {cpu_ratio:12.2f} ({flow['cpu_seconds']:.2f} s flow, "
+          f"{reference['cpu_seconds']:.2f} s reference)")
     depths = ", ".join(str(depth) for depth in memory["book_depths"])
     print(f"peak RSS, four books of {depths} levels per side: {memory['peak_rss_mb']:.1f} MB (goal < 300)")
     if flow["level_updates"] != reference["level_updates"]:
@@ -114,6 +122,7 @@ def main() -> None:
         "level_updates_per_s": round(rate),
         "reference_per_s": round(reference_rate),
         "ratio": round(rate / reference_rate, 3),
+        "cpu_ratio": round(cpu_ratio, 3),
         "peak_rss_mb": round(memory["peak_rss_mb"], 1),
     }))
 

@@ -46,7 +46,9 @@ class _JsonLinesPartition(StatefulSinkPartition[bytes, int]):
 
 
 class JsonLinesSink(FixedPartitionedSink[bytes, int]):
-    """Writes already-encoded JSON lines to one file (compressed by suffix)."""
+    """Writes already-encoded JSON lines to one file (compressed by suffix). Each item is
+    one line without its newline, or several joined by newlines (a replay writes a chunk
+    of events as one item); the sink ends every item with a newline."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

@@ -15,16 +15,33 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
 from connectors.files import JsonDocumentSink, JsonLinesSink
-from connectors.replay_source import RecordingSource
-from flows.steps import UNKEYED, BookSyncLogic, decode_step, report_fold
+from connectors.replay_source import RecordingChunkSource
+from flows.runtime import tune_garbage_collector
+from flows.steps import UNKEYED, BookSyncChunkLogic, decode_chunk_step, report_fold
 from connectors.nats import NatsJetStreamSink
 from operators.report import ReportBuilder
 from operators.routing import publications
 from operators.sync_base import SyncSettings
 from schemas.encoding import encode_event
 from schemas.events import QualityEvent
+from schemas.publication import Publication
 from schemas.settings import ReplaySettings
 from schemas.streams import StreamSettings
+
+def _chunk_events(value: object) -> list[object]:
+    """The events of one book_sync output: a chunk's list (a final-counters tuple has none)."""
+    return value if type(value) is list else []  # type: ignore[return-value]
+
+
+def _chunk_publications(keyed: tuple[str, object]) -> list[Publication]:
+    return [publication for event in _chunk_events(keyed[1]) for publication in publications(event)]
+
+
+def _encode_chunk(value: object) -> bytes | None:
+    """A chunk's events as JSON lines joined by newlines (the sink ends the last), or None."""
+    lines = [line for line in map(encode_event, _chunk_events(value)) if line is not None]
+    return b"\n".join(lines) if lines else None
+
 
 def build_flow(
     settings: ReplaySettings,
@@ -35,10 +52,11 @@ def build_flow(
         depth=settings.depth, full_interval_ms=settings.full_interval_ms, snapshot_interval_ms=settings.snapshot_interval_ms
     )
     flow = Dataflow("replay")
-    raw = op.input("recording", flow, RecordingSource(settings.inputs))
-    decoded = op.flat_map("decode", raw, decode_step)
+    chunks = op.input("recording", flow, RecordingChunkSource(settings.inputs))
+    decoded = op.flat_map("decode", chunks, decode_chunk_step)
     routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
-    synced = op.stateful("book_sync", routed.trues, lambda resume: BookSyncLogic(sync_settings, resume))
+    # Per key and chunk: a list of events, or at the end the book's final counters (a tuple).
+    synced = op.stateful("book_sync", routed.trues, lambda resume: BookSyncChunkLogic(sync_settings, resume))
     finals = op.filter_map("final_stats", synced, lambda kv: kv[1] if type(kv[1]) is tuple else None)
     unkeyed = op.map("unkeyed_errors", routed.falses, lambda kv: kv[1][1])
     report_items = op.key_on("to_report", op.merge("report_items", finals, unkeyed), lambda _: "report")
@@ -46,19 +64,15 @@ def build_flow(
     rendered = op.map_value("render", report, ReportBuilder.render)
     op.output("report_out", rendered, JsonDocumentSink(settings.report, report_capture))
     if settings.nats_url is not None:
-        messages = op.flat_map(
-            "route",
-            op.map("events", synced, lambda kv: kv[1]),
-            publications,
-        )
+        messages = op.flat_map("route", synced, _chunk_publications)
         sink = NatsJetStreamSink(settings.nats_url, StreamSettings(), settings.spill_dir)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     if settings.out is not None:
         unkeyed_quality = op.filter(
             "unkeyed_quality", routed.falses, lambda kv: isinstance(kv[1][1], QualityEvent)
         )
-        published = op.merge("published", synced, op.map_value("unwrap", unkeyed_quality, lambda v: v[1]))
-        lines = op.filter_map_value("encode", published, encode_event)
+        published = op.merge("published", synced, op.map_value("unwrap", unkeyed_quality, lambda v: [v[1]]))
+        lines = op.filter_map_value("encode", published, _encode_chunk)
         op.output("events_out", lines, JsonLinesSink(settings.out))
     return flow
 
@@ -78,6 +92,7 @@ def run_replay(
         snapshot_interval_ms=snapshot_interval_ms,
     )
     capture: list[dict[str, Any]] = []
+    tune_garbage_collector()
     run_main(build_flow(settings, capture))
     return capture[0] if capture else ReportBuilder().render()
 
@@ -85,5 +100,6 @@ def run_replay(
 def __getattr__(name: str) -> Dataflow:
     # `python -m bytewax.run flows.replay` looks up `flow`; build it from the environment then.
     if name == "flow":
+        tune_garbage_collector()
         return build_flow(ReplaySettings())  # type: ignore[call-arg]
     raise AttributeError(name)

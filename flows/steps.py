@@ -11,7 +11,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.book_sync import BookSync
 from operators.report import ReportBuilder
-from operators.decode import decode
+from operators.decode import decode, decode_typed_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.events import BookStats, QualityEvent
@@ -52,6 +52,32 @@ def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, 
             out.append((UNKEYED, (UNKEYED, event)))
         else:
             out.append((key, (key, msg)))
+    return out
+
+
+def decode_chunk_step(chunk: list[RawEvent | RecordingDefect]) -> list[tuple[str, tuple[str, object]]]:
+    """`decode_step` over a replay chunk, with each book's messages gathered into one list:
+    one Bytewax item per book and chunk instead of one per message. Only a replay reads
+    chunks; a live flow keeps `decode_step`, so no message waits for others."""
+    out: list[tuple[str, tuple[str, object]]] = []
+    books: dict[str, list[object]] = {}
+    for item in chunk:
+        typed = decode_typed_keyed(item) if type(item) is RawEvent else None
+        if typed is not None:
+            key, msg = typed
+            if key in books:
+                books[key].append(msg)
+            else:
+                books[key] = [msg]
+            continue
+        for key, keyed in decode_step(item):
+            if key == UNKEYED:
+                out.append((key, keyed))
+            elif key in books:
+                books[key].append(keyed[1])
+            else:
+                books[key] = [keyed[1]]
+    out.extend((key, (key, msgs)) for key, msgs in books.items())
     return out
 
 
@@ -106,6 +132,19 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookResume]):
             return self.resume
         machine = self.sync.machine
         return machine.stats.last_update_id if machine.synced else machine.resumed_after
+
+
+class BookSyncChunkLogic(BookSyncLogic):
+    """BookSyncLogic fed `decode_chunk_step`'s lists: emits one list of events per chunk
+    (the events the messages would have given one by one, in order), or nothing."""
+
+    def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
+        key, msgs = value
+        if self.sync is None:
+            self.sync = BookSync(key, self.settings)
+            self.sync.machine.resumed_after = self.resume
+        events = self.sync.handle_many(msgs)  # type: ignore[arg-type]
+        return ([events] if events else []), StatefulLogic.RETAIN
 
 
 def report_fold(builder: ReportBuilder, item: object) -> ReportBuilder:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from operators.binance_typed import decode_typed
 from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, DepthDiff, DepthSnapshot, Ignored, Rejected
 from schemas.events import Kline, Ticker, Trade
@@ -25,7 +26,7 @@ _UNUSED_EVENTS = frozenset({"24hrTicker", "24hrMiniTicker", "avgPrice", "outboun
 Decoded = tuple[str | None, object]
 
 # Kline intervals as Binance names them: "1s", "1m", "4h", "1d", "1w", "1M" (month).
-_INTERVAL = re.compile(r"[1-9][0-9]{0,2}[smhdwM]").fullmatch
+KLINE_INTERVAL = re.compile(r"[1-9][0-9]{0,2}[smhdwM]").fullmatch
 
 
 def _int(payload: dict[str, Any], name: str) -> int:
@@ -43,13 +44,13 @@ def _text(payload: dict[str, Any], name: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _normalized(raw_symbol: str) -> str:
+def normalized_symbol(raw_symbol: str) -> str:
     return normalize_binance_symbol(raw_symbol)
 
 
 def _symbol_of(payload: dict[str, Any]) -> str:
     try:
-        return _normalized(_text(payload, "s"))
+        return normalized_symbol(_text(payload, "s"))
     except ValueError as exc:
         raise BadMessage(str(exc)) from None
 
@@ -146,7 +147,7 @@ def _kline(raw: RawEvent, payload: dict[str, Any]) -> Decoded:
         raise BadMessage(f"kline close time T={close_time} is not after its open time t={open_time}")
     check_candle(candle.get("o"), candle.get("h"), candle.get("l"), candle.get("c"), candle.get("v"), candle.get("q"))
     interval = candle.get("i")
-    if type(interval) is not str or not _INTERVAL(interval):
+    if type(interval) is not str or not KLINE_INTERVAL(interval):
         raise BadMessage(f"kline interval {interval!r:.20} is not one of Binance's (1s, 1m, 4h, 1d, 1w, 1M...)")
     closed = candle.get("x")
     if type(closed) is not bool:
@@ -196,6 +197,13 @@ def decode_binance(raw: RawEvent) -> list[Decoded] | Ignored:
     """One Binance message -> [(symbol, typed message or Rejected)], or an Ignored."""
     if len(raw.data) > MAX_FRAME_BYTES:
         return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"oversized frame of {len(raw.data)} bytes", raw.recv_ns))]
+    typed = decode_typed(raw, normalized_symbol, KLINE_INTERVAL)
+    return [typed] if typed is not None else decode_general(raw)
+
+
+def decode_general(raw: RawEvent) -> list[Decoded] | Ignored:
+    """Any frame of a size within MAX_FRAME_BYTES, read into dicts: what the typed path
+    defers, and every rejection with its sentence."""
     try:
         obj = orjson.loads(raw.data)
     except orjson.JSONDecodeError as exc:

@@ -70,16 +70,19 @@ class BookSide:
     def apply(self, changes: LevelChanges) -> None:
         """Apply one side of an increment: upsert, or remove where the wire said 0."""
         keys, wires = self.keys, self.wires
+        size = len(keys)  # kept by hand: the loop runs once per level of every update
         for key, wire in zip(changes.keys, changes.wires):
             index = bisect_left(keys, key)
-            if index != len(keys) and keys[index] == key:
+            if index < size and keys[index] == key:
                 if wire is None:
                     del keys[index], wires[index]
+                    size -= 1
                 else:
                     wires[index] = wire
             elif wire is not None:
                 keys.insert(index, key)
                 wires.insert(index, wire)
+                size += 1
 
     def exact_levels(self) -> int:
         """How many levels from the top are provably the exchange's."""

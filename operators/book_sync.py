@@ -53,6 +53,20 @@ class BookSync:
             self.machine.heard_ns = msg.recv_ns  # type: ignore[attr-defined]  # every routed message carries it
         return route(msg)
 
+    def handle_many(self, msgs: list[object]) -> list[object]:
+        """`handle` over a list, the events in order; tickers and klines, the most numerous
+        messages, pass through inline (the same as their route, without its calls)."""
+        machine = self.machine
+        events: list[object] = []
+        for msg in msgs:
+            kind = type(msg)
+            if kind is Ticker or kind is Kline:
+                machine.heard_ns = msg.recv_ns  # type: ignore[attr-defined]
+                events.append(msg)
+            else:
+                events += self.handle(msg)
+        return events
+
     def stats(self) -> BookStats:
         return self.machine.snapshot_stats()
 

@@ -138,6 +138,24 @@ def check_price_quantity(price: object, quantity: object, what: str) -> None:
         raise BadMessage(f"{what}: price {price!r:.40} or quantity {quantity!r:.40} is invalid")
 
 
+_TWO_PAIRS = re.compile("\\|".join([_DECIMAL_PATTERN] * 4)).fullmatch
+
+
+def two_pairs_pass(price: object, quantity: object, price2: object, quantity2: object) -> bool:
+    """True when both pairs pass `check_price_quantity` (a book ticker's bid and ask), in
+    one match: no field can hold the "|" between them, so the joined text matches exactly
+    when every field does. A caller that gets False asks `check_price_quantity` why."""
+    return (
+        type(price) is str
+        and type(quantity) is str
+        and type(price2) is str
+        and type(quantity2) is str
+        and _TWO_PAIRS(f"{price}|{quantity}|{price2}|{quantity2}") is not None
+        and 0.0 < float(price) < math.inf
+        and 0.0 < float(price2) < math.inf
+    )
+
+
 def check_candle(open_: object, high: object, low: object, close: object, volume: object, quote_volume: object) -> None:
     """Validate a candle's texts: positive prices with low <= open, close <= high, and
     non-negative volumes (a candle without trades repeats the last price with volume 0)."""
