@@ -47,7 +47,7 @@ VENUES = ("binance", "okx")
 SIM_START_TIMEOUT_S = 30.0
 DAY_S = 86_400
 GOAL = 10.0
-FLUSH_LINE = re.compile(r"recorder closed: (.*)$")
+FLUSH_LINE = re.compile(r"recorder closed: (.*)$", re.MULTILINE)
 
 
 def start_simulator(log_path: Path) -> tuple[subprocess.Popen[bytes], int, int]:
