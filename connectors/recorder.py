@@ -161,7 +161,7 @@ def _timing(flush_ms: list[float], handoff_ms: list[float]) -> str:
     flush, handoff = sorted(flush_ms), sorted(handoff_ms) or [0.0]
     return (f"{len(flush)} flushes, compress+write+fsync p50 {flush[len(flush) // 2]:.2f} ms, "
             f"p99 {flush[int(len(flush) * 0.99)]:.2f} ms, max {flush[-1]:.2f} ms (writer thread); "
-            f"hand-over on the flow max {handoff[-1]:.3f} ms")
+            f"hand-over on the flow p50 {handoff[len(handoff) // 2]:.3f} ms, max {handoff[-1]:.3f} ms")
 
 
 class RecorderSink(DynamicSink[RawEvent]):
