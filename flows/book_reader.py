@@ -21,9 +21,10 @@ def read_full_books(
     backend: Backend, database: str, venue: str, symbol: str, *, since_ms: int | None = None, until_ms: int | None = None
 ) -> list[BookFull]:
     """One book's stored full books with exchange times in [since_ms, until_ms], each as it
-    was published. Rows go back to the keyframe slot before `since_ms`, the deltas a
-    little further, so that every full book in the range can be rebuilt."""
-    start = None if since_ms is None else since_ms // KEYFRAME_INTERVAL_MS * KEYFRAME_INTERVAL_MS - KEYFRAME_INTERVAL_MS
+    was published. Rows are read from the start of the slot of `since_ms` (a slot's first
+    full book is stored whole), the deltas from a little earlier, so that every full book
+    in the range can be rebuilt."""
+    start = None if since_ms is None else since_ms // KEYFRAME_INTERVAL_MS * KEYFRAME_INTERVAL_MS
     rows = read_events(backend, database, ORDERBOOK_FULL_DEPTH, venue, symbol, since_ms=start, until_ms=until_ms)
     stored = [row for row in rows if isinstance(row, StoredFullBook)]
     if not stored:
@@ -37,7 +38,7 @@ def read_full_books(
 
 def book_at_time(backend: Backend, database: str, venue: str, symbol: str, at_ms: int) -> tuple[OrderBook, int | None]:
     """The book as it was at `at_ms` (exchange time), and its update id."""
-    fulls = read_full_books(backend, database, venue, symbol, since_ms=at_ms - KEYFRAME_INTERVAL_MS, until_ms=at_ms)
+    fulls = read_full_books(backend, database, venue, symbol, since_ms=at_ms - LOOK_BACK_MS, until_ms=at_ms)
     if not fulls:
         raise LookupError(f"no stored full book of {venue}:{symbol} at or before {at_ms}")
     full = fulls[-1]

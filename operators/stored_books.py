@@ -53,7 +53,7 @@ class _Walk:
         self.deep: tuple[BookSide, BookSide] | None = None
         self.full: BookFull | None = None
 
-    def keyframe(self, row: StoredFullBook) -> BookFull:
+    def whole(self, row: StoredFullBook) -> BookFull:
         full = row.book
         self.book = OrderBook()
         self.book.bids = _side([*full.bids, *full.kept_bids], True)
@@ -105,14 +105,14 @@ class _Walk:
 def full_books(rows: Sequence[StoredFullBook], deltas: Sequence[BookDelta]) -> list[BookFull]:
     """Every stored full book of one book as it was published, from its rows in key order
     and the deltas of the same stretch (in key order, as read). Rows before the first
-    keyframe cannot be read without earlier rows and are left out."""
+    whole one cannot be read without earlier rows and are left out."""
     walk = _Walk(deltas)
     out: list[BookFull] = []
     for row in rows:
         if row.base_update_id is None:
-            full = walk.keyframe(row)
+            full = walk.whole(row)
         elif walk.full is None:
-            continue  # its keyframe lies before what was read
+            continue  # the whole row it goes back to lies before what was read
         else:
             full = walk.written_against(row)
         walk.full = full
