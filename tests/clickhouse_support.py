@@ -25,7 +25,7 @@ from connectors.nats_server import free_loopback_port
 from flows.book_reader import read_full_books
 from flows.offline import recording_events
 from operators.stored_books import full_books
-from schemas.clickhouse import ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES, Table
+from schemas.clickhouse import ORDERBOOK_FULL_DEPTH, TABLES, Table
 from schemas.clickhouse_rows import StoredFullBook
 from schemas.events import BookDelta, BookFull, Kline, Ticker, Trade
 from sim.faults import FaultPlan
