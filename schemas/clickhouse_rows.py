@@ -62,8 +62,8 @@ class _Previous:
     slot: int  # its KEYFRAME_INTERVAL_MS slot of exchange time
     bids: list[PriceQty]  # its whole sides (published levels, then kept ones), best first
     asks: list[PriceQty]
-    deep_bids: Sequence[PriceQty]  # its OKX books-full levels
-    deep_asks: Sequence[PriceQty]
+    deep_bids: dict[str, str]  # its OKX books-full levels, price -> quantity
+    deep_asks: dict[str, str]
 
 
 def _past(levels: Sequence[PriceQty], base: Sequence[PriceQty], sign: float) -> list[PriceQty]:
@@ -77,11 +77,16 @@ def _past(levels: Sequence[PriceQty], base: Sequence[PriceQty], sign: float) -> 
     return list(levels[index:])
 
 
-def _changes(old: Sequence[PriceQty], new: Sequence[PriceQty]) -> list[PriceQty]:
-    """From `old` to `new`: changed or new levels, and "0" for each level gone."""
-    before = {level[0]: level[1] for level in old}
-    now = {level[0]: level[1] for level in new}
-    return [[p, q] for p, q in now.items() if before.get(p) != q] + [[p, "0"] for p in before if p not in now]
+def _by_price(levels: Sequence[PriceQty]) -> dict[str, str]:
+    return {level[0]: level[1] for level in levels}
+
+
+def _changes(before: dict[str, str], now: dict[str, str]) -> list[PriceQty]:
+    """From `before` to `now`: changed or new levels, and "0" for each level gone, by price
+    text. (Set operations on the dicts' views: a few hundred µs for 5000 levels.)"""
+    changed = [[p, q] for p, q in now.items() - before.items()]
+    gone = [[p, "0"] for p in before.keys() - now.keys()]
+    return sorted(changed + gone, key=lambda level: float(level[0]))
 
 
 class FullBookFrames:
@@ -110,17 +115,18 @@ class FullBookFrames:
         slot = ms // self._interval
         previous = self._previous.get((b.venue, b.symbol))
         bids, asks = [*b.bids, *b.kept_bids], [*b.asks, *b.kept_asks]
+        deep = (_by_price(b.deep_bids), _by_price(b.deep_asks))
         if b.last_update_id is not None:
-            self._previous[(b.venue, b.symbol)] = _Previous(b.last_update_id, slot, bids, asks, b.deep_bids, b.deep_asks)
+            self._previous[(b.venue, b.symbol)] = _Previous(b.last_update_id, slot, bids, asks, *deep)
         else:
             self._previous.pop((b.venue, b.symbol), None)
         if (previous is None or slot != previous.slot or b.last_update_id is None
                 or b.last_update_id <= previous.last_update_id):
             return _full_row(b, ms, WHOLE, None, b.bids, b.asks, b.deep_bids, b.deep_asks, b.kept_bids, b.kept_asks)
-        deep_bids, deep_asks = _changes(previous.deep_bids, b.deep_bids), _changes(previous.deep_asks, b.deep_asks)
+        deep_bids, deep_asks = _changes(previous.deep_bids, deep[0]), _changes(previous.deep_asks, deep[1])
         if b.update_type == "snapshot":
-            return _full_row(b, ms, CHANGES, previous.last_update_id, _changes(previous.bids, bids),
-                             _changes(previous.asks, asks), deep_bids, deep_asks, [], [])
+            return _full_row(b, ms, CHANGES, previous.last_update_id, _changes(_by_price(previous.bids), _by_price(bids)),
+                             _changes(_by_price(previous.asks), _by_price(asks)), deep_bids, deep_asks, [], [])
         return _full_row(b, ms, DELTAS, previous.last_update_id, _past(bids, previous.bids, -1.0),
                          _past(asks, previous.asks, 1.0), deep_bids, deep_asks, [], [])
 
