@@ -12,8 +12,8 @@ Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
   both drivers insert natively, and what `Array(Tuple(...))` would store anyway.
 - `orderbook_full_depth` (the plan's table) keeps the top 20 per side of every full book in
   small columns for fast queries. The whole depth is stored only in keyframes: the first
-  full book of a book in each KEYFRAME_INTERVAL_MS slot of exchange time and the first
-  one a writer sees. Every other full book is written against the previous one of its
+  full book of a book in each KEYFRAME_INTERVAL_MS slot of exchange time, the first one a
+  writer sees, and one whose update id does not follow the one before. Every other full book is written against the previous one of its
   book (`base_update_id`): a snapshot (a new sync, a Binance audit) as the levels that
   changed, any other as that book moved forward by the stored deltas in between, so its
   arrays hold only what the deltas cannot give: the levels past the base's deepest level
