@@ -11,7 +11,9 @@ compressed bytes from `system.columns`. Rows keep the production sorting key, so
 Delta-style codecs see the order they will see in production. Figures only: nothing here
 passes or fails; `schemas/clickhouse.py` records the choice.
 
-Figures (`--seconds 300`, seed 0, chDB 26.9), compressed bytes per row, as chosen:
+Figures (`--seconds 300`, seed 0, chDB 26.9), compressed bytes per row, as chosen (before
+migration 5: every full book whole; since then most are written against the previous one,
+and delta levels and trade and ticker decimals are ZSTD(15), see `bench/storage.py`):
 
   production DDL   orderbook_full_depth 205 536 -> 3 032 (x68, 5000 levels a side)
                    orderbook_deltas 941 -> 116 (x8.1), tickers 114 -> 7.5, trades 73 -> 10.2

@@ -9,7 +9,9 @@ can only be opened by one process anyway.) Items are `(key, event)`: BookFull, B
 Trade, Ticker, QualityEvent, Kline; anything else (resync requests, status) is ignored. The key
 only routes, so any key will do (`venue:symbol`, say).
 
-Recovery snapshot: nothing (None): the spill directory is the state. `snapshot()`, at the
+Recovery snapshot: nothing (None): the spill directory is the state. (The previous full
+book of each book, which the next one is written against, is not: a new partition starts
+every book with a keyframe, see `schemas.clickhouse_rows.FullBookFrames`.) `snapshot()`, at the
 end of every epoch, seals the open batches and makes them durable: inserted, or else
 fsync'd to the spill directory.
 
@@ -50,7 +52,7 @@ from clickhouse_driver import errors as driver_errors
 from connectors.clickhouse_backend import Backend, ensure_schema, open_backend
 from connectors.spill import SpillQueue, fsync_dir, write_durably
 from schemas.clickhouse import TABLES, ClickHouseSettings
-from schemas.clickhouse_rows import Batch, add_event, batch_len, batch_token
+from schemas.clickhouse_rows import Batch, FullBookFrames, add_event, batch_len, batch_token
 from schemas.events import BookDelta, BookFull
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         self._open: dict[str, Batch] = {}
         self._open_sizes: dict[str, int] = {}
         self._open_since: dict[str, float] = {}
+        self._frames = FullBookFrames()  # full books after the first of each book: against the previous one
         self._queue: SpillQueue[_Sealed] = SpillQueue(spill_dir, _encode, _decode)
         self._memory_bytes = 0
         self._down = False
@@ -171,7 +174,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
     def write_batch(self, values: list[object]) -> None:
         with self._cond:
             for event in values:
-                table = add_event(self._open, event)
+                table = add_event(self._open, event, self._frames)
                 if table is None:
                     continue
                 if table not in self._open_since:

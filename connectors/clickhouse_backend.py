@@ -128,7 +128,7 @@ class ChdbBackend:
         self.where = f"chdb:{path}"
         self._session = chdb_session.Session(str(path))
         self.has_tokens = True
-        self._schemas: dict[str, pa.Schema] = {}
+        self._schemas: dict[Table, pa.Schema] = {}  # by definition: one table name may change shape
 
     def execute(self, sql: str) -> None:
         self._session.query(sql)
@@ -155,9 +155,9 @@ class ChdbBackend:
         self._session.close()
 
     def _schema(self, table: Table) -> pa.Schema:
-        schema = self._schemas.get(table.name)
+        schema = self._schemas.get(table)
         if schema is None:
-            schema = self._schemas[table.name] = pa.schema([(c.name, arrow_type(c.type)) for c in table.columns])
+            schema = self._schemas[table] = pa.schema([(c.name, arrow_type(c.type)) for c in table.columns])
         return schema
 
 

@@ -12,7 +12,7 @@ import heapq
 import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 import orjson
@@ -37,12 +37,48 @@ def open_binary(path: str | Path, mode: str) -> IO[bytes]:
         return gzip.open(path, mode)  # type: ignore[return-value]
     if path.suffix == ".zst":
         if mode == "rb":
-            # Recorder files are many independent frames, one per flush.
-            return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[return-value]
-                open(path, "rb"), closefd=True, read_across_frames=True
-            )
+            return io.BufferedReader(_ZstdFrames(open(path, "rb")))
         return zstandard.ZstdCompressor(level=9).stream_writer(open(path, "wb"), closefd=True)  # type: ignore[return-value]
     return open(path, mode)
+
+
+class _ZstdFrames(io.RawIOBase):
+    """The text of every zstd frame of a file, one after the other, including the flushed
+    blocks of a last frame that was never finished (a recorder killed with -9: its file is
+    one such frame; older recorder files hold one frame a second). `stream_reader` loses
+    the blocks it still buffers when such a file ends, a decompressobj does not."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._out = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._out:
+            data = self._raw.read(self.CHUNK)
+            if not data:
+                return 0
+            out = []
+            while data:
+                out.append(self._frame.decompress(data))
+                data = b""
+                if self._frame.eof:  # the next frame starts in what is left
+                    data = self._frame.unused_data
+                    self._frame = zstandard.ZstdDecompressor().decompressobj()
+            self._out = memoryview(b"".join(out))
+        size = min(len(buffer), len(self._out))
+        buffer[:size] = self._out[:size]
+        self._out = self._out[size:]
+        return size
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def event_to_json(event: RawEvent) -> bytes:
@@ -117,7 +153,7 @@ def read_recording(path: str | Path) -> Iterator[RawEvent | RecordingDefect]:
     name = Path(path).name
     number = 0
     with open_binary(path, "rb") as raw:
-        stream = io.BufferedReader(raw)  # type: ignore[arg-type]
+        stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
         try:
             for number, line in enumerate(stream, start=1):
                 if len(line) > MAX_LINE_BYTES:

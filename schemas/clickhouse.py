@@ -10,8 +10,18 @@ Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
   `toDecimal128(price, 18)` in a query gives the number where one is wanted.
 - Levels are parallel arrays (`bid_prices[i]`, `bid_quantities[i]`): the columnar form
   both drivers insert natively, and what `Array(Tuple(...))` would store anyway.
-- `orderbook_full_depth` (the plan's table) keeps the top 20 per side in small columns for
-  fast queries, and the whole depth in ZSTD-compressed arrays that only a full read touches.
+- `orderbook_full_depth` (the plan's table) keeps the top 20 per side of every full book in
+  small columns for fast queries. The whole depth is stored only in keyframes: the first
+  full book of a book in each KEYFRAME_INTERVAL_MS slot of exchange time, the first one a
+  writer sees, and one whose update id does not follow the one before. Every other full book is written against the previous one of its
+  book (`base_update_id`): a snapshot (a new sync, a Binance audit) as the levels that
+  changed, any other as that book moved forward by the stored deltas in between, so its
+  arrays hold only what the deltas cannot give: the levels past the base's deepest level
+  (the tail that came up from below); OKX books-full levels (`deep_*`) as their changes
+  (changed or new levels, "0" for one gone); the counts (`bid_levels`, `kept_bid_levels`...)
+  say where the sides end. A second of a 5000-level book then costs a few hundred bytes
+  instead of kilobytes (figures: `bench/storage.py`, README).
+  `operators.stored_books` reads them back, exactly the books that were published.
 - Every table is a `ReplacingMergeTree` whose sorting key is the event's identity
   (exchange, symbol, time, update id or trade id; for klines the candle, see `KLINES`),
   `PARTITION BY toYYYYMM(time)`. A batch retried with the same
@@ -48,6 +58,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEDUP_WINDOW_BLOCKS = 1000  # inserts remembered per table for insert_deduplication_token
 TOP_LEVELS = 20  # levels per side in orderbook_full_depth's quick columns
+# A full book of a new slot of exchange time is stored whole: a reader needs at most this
+# much of one book's rows and deltas to rebuild any stored full book.
+KEYFRAME_INTERVAL_MS = 600_000
 
 # Codecs chosen by bench/storage_codecs.py (figures in its docstring). Book updates come
 # on a 100 ms cadence, where DoubleDelta wins; trades and tickers are irregular: Delta.
@@ -57,8 +70,13 @@ BOOK_ID = "UInt64 CODEC(DoubleDelta, ZSTD(1))"
 BOOK_NULLABLE_ID = "Nullable(Int64) CODEC(DoubleDelta, ZSTD(1))"
 MARKET_TIME = "DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))"
 RECEIVED = "DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1))"
-DECIMAL_TEXT = "String CODEC(ZSTD(9))"
+# Trades and tickers come by the thousand a minute: ZSTD(15) stores their quantities 10-20%
+# smaller than ZSTD(9) (bench/storage.py), at a write speed they never notice.
+DECIMAL_TEXT = "String CODEC(ZSTD(15))"
 LEVELS_TEXT = "Array(String) CODEC(ZSTD(9))"
+# Deltas are most of what is stored: ZSTD(15) keeps their level text 10-15% smaller than ZSTD(9).
+DELTA_LEVELS_TEXT = "Array(String) CODEC(ZSTD(15))"
+LEVEL_COUNT = "UInt32 CODEC(T64, ZSTD(1))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +127,8 @@ ORDERBOOK_DELTAS = Table(
         Column("update_id", BOOK_ID),
         Column("first_update_id", BOOK_NULLABLE_ID),
         Column("prev_update_id", BOOK_NULLABLE_ID),
-        *_book_side_columns("", "bid", LEVELS_TEXT),
-        *_book_side_columns("", "ask", LEVELS_TEXT),
+        *_book_side_columns("", "bid", DELTA_LEVELS_TEXT),
+        *_book_side_columns("", "ask", DELTA_LEVELS_TEXT),
         Column("collected_at", RECEIVED),
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "update_id"),
@@ -149,6 +167,15 @@ ORDERBOOK_FULL_DEPTH = Table(
         # How many levels per side, from the top, are provably the exchange's.
         Column("exact_bid_levels", "Nullable(UInt32) CODEC(T64, ZSTD(1))"),
         Column("exact_ask_levels", "Nullable(UInt32) CODEC(T64, ZSTD(1))"),
+        # How the levels are written (schemas.clickhouse_rows.FullBookFrames): "whole" (or ''
+        # in rows older than migration 5), "deltas" or "changes"; and, unless whole, the
+        # last_update_id of the previous full book of this book, which this one is written against.
+        Column("levels_encoding", NAME),
+        Column("base_update_id", BOOK_NULLABLE_ID),
+        Column("bid_levels", LEVEL_COUNT),
+        Column("ask_levels", LEVEL_COUNT),
+        Column("kept_bid_levels", LEVEL_COUNT),
+        Column("kept_ask_levels", LEVEL_COUNT),
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "last_update_id"),
     time_column="timestamp",
@@ -275,6 +302,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {{db}}.orderbook_full_depth ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
             for column in ORDERBOOK_FULL_DEPTH.columns
             if column.name.startswith("exact_")
+        ),
+    ),
+    Migration(
+        5,
+        "orderbook_full_depth: full books whole or written against the previous one; "
+        "delta levels, trade, ticker and kline decimals in ZSTD(15)",
+        tuple(
+            f"ALTER TABLE {{db}}.orderbook_full_depth ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+            for column in ORDERBOOK_FULL_DEPTH.columns
+            if column.name in ("levels_encoding", "base_update_id") or column.type == LEVEL_COUNT
+        )
+        + tuple(
+            f"ALTER TABLE {{db}}.{table.name} MODIFY COLUMN {column.name} {column.type}"
+            for table in (ORDERBOOK_DELTAS, TRADES, TICKERS, KLINES)
+            for column in table.columns
+            if column.type in (DELTA_LEVELS_TEXT, DECIMAL_TEXT)
         ),
     ),
 )

@@ -1,5 +1,9 @@
 """Normalized events <-> ClickHouse columnar batches, pure: no driver, no I/O.
 
+Full books are written by a `FullBookFrames`, which remembers the previous full book of
+each book: one stored whole holds every level, any other only what differs from the
+previous one beyond what the deltas between them say (see `FullBookFrames`); `StoredFullBook` is such a row
+read back, and `operators.stored_books` turns rows and deltas into the books again.
 A batch is `{column: [values...]}` in a table's column order, the shape both the native
 driver (`columnar=True`) and chDB's Arrow insert take without a per-row object. Times are
 integer ticks (ms for `timestamp`, ns for `collected_at`); prices and quantities stay the
@@ -12,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from schemas.clickhouse import (
-    KLINES, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS, TRADES, Table,
+    KEYFRAME_INTERVAL_MS, KLINES, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS,
+    TRADES, Table,
 )
 from schemas.events import BookDelta, BookFull, Kline, PriceQty, QualityEvent, Ticker, Trade
 
@@ -45,18 +51,103 @@ def _delta_row(d: BookDelta) -> Row:
     )
 
 
-def _full_row(b: BookFull) -> Row:
+WHOLE, DELTAS, CHANGES = "whole", "deltas", "changes"  # orderbook_full_depth.levels_encoding
+
+
+@dataclass(slots=True)
+class _Previous:
+    """What the next full book of a book is written against."""
+
+    last_update_id: int
+    slot: int  # its KEYFRAME_INTERVAL_MS slot of exchange time
+    bids: list[PriceQty]  # its whole sides (published levels, then kept ones), best first
+    asks: list[PriceQty]
+    deep_bids: dict[str, str]  # its OKX books-full levels, price -> quantity
+    deep_asks: dict[str, str]
+
+
+def _past(levels: Sequence[PriceQty], base: Sequence[PriceQty], sign: float) -> list[PriceQty]:
+    """The levels deeper than the base's deepest (what the base plus the deltas cannot know)."""
+    if not base:
+        return list(levels)
+    edge = sign * float(base[-1][0])
+    index = len(levels)
+    while index and sign * float(levels[index - 1][0]) > edge:
+        index -= 1
+    return list(levels[index:])
+
+
+def _by_price(levels: Sequence[PriceQty]) -> dict[str, str]:
+    return {level[0]: level[1] for level in levels}
+
+
+def _changes(before: dict[str, str], now: dict[str, str]) -> list[PriceQty]:
+    """From `before` to `now`: changed or new levels, and "0" for each level gone, by price
+    text. (Set operations on the dicts' views: a few hundred µs for 5000 levels.)"""
+    changed = [[p, q] for p, q in now.items() - before.items()]
+    gone = [[p, "0"] for p in before.keys() - now.keys()]
+    return sorted(changed + gone, key=lambda level: float(level[0]))
+
+
+class FullBookFrames:
+    """Writes each full book whole, or against the previous full book of its book.
+
+    - whole: the first full book of a book this writer sees, the first of every
+      KEYFRAME_INTERVAL_MS slot of exchange time (so a reader never walks further), and
+      one whose update id does not follow the previous one's;
+    - changes: a snapshot (a new sync, a Binance audit: the book changed by more than
+      deltas): the levels that differ from the previous full book;
+    - deltas: any other: the previous full book moved by the stored deltas in between,
+      plus the levels past its deepest (the tail that came up from below).
+    OKX books-full levels are always stored as changes against the previous full book.
+
+    It holds, per book, only the previous full book it wrote: the state any writer that
+    sees a book's full books in order has (the collector's sink, a store fed by JetStream).
+    A writer that starts, or restarts, begins every book whole.
+    """
+
+    def __init__(self, keyframe_interval_ms: int = KEYFRAME_INTERVAL_MS) -> None:
+        self._interval = keyframe_interval_ms
+        self._previous: dict[tuple[str, str], _Previous] = {}
+
+    def row(self, b: BookFull) -> Row:
+        ms = _ms(b.exchange_ms, b.recv_ns)
+        slot = ms // self._interval
+        previous = self._previous.get((b.venue, b.symbol))
+        bids, asks = [*b.bids, *b.kept_bids], [*b.asks, *b.kept_asks]
+        deep = (_by_price(b.deep_bids), _by_price(b.deep_asks))
+        if b.last_update_id is not None:
+            self._previous[(b.venue, b.symbol)] = _Previous(b.last_update_id, slot, bids, asks, *deep)
+        else:
+            self._previous.pop((b.venue, b.symbol), None)
+        if (previous is None or slot != previous.slot or b.last_update_id is None
+                or b.last_update_id <= previous.last_update_id):
+            return _full_row(b, ms, WHOLE, None, b.bids, b.asks, b.deep_bids, b.deep_asks, b.kept_bids, b.kept_asks)
+        deep_bids, deep_asks = _changes(previous.deep_bids, deep[0]), _changes(previous.deep_asks, deep[1])
+        if b.update_type == "snapshot":
+            return _full_row(b, ms, CHANGES, previous.last_update_id, _changes(_by_price(previous.bids), _by_price(bids)),
+                             _changes(_by_price(previous.asks), _by_price(asks)), deep_bids, deep_asks, [], [])
+        return _full_row(b, ms, DELTAS, previous.last_update_id, _past(bids, previous.bids, -1.0),
+                         _past(asks, previous.asks, 1.0), deep_bids, deep_asks, [], [])
+
+
+def _full_row(
+    b: BookFull, ms: int, encoding: str, base: int | None, bids: Sequence[PriceQty], asks: Sequence[PriceQty],
+    deep_bids: Sequence[PriceQty], deep_asks: Sequence[PriceQty], kept_bids: Sequence[PriceQty],
+    kept_asks: Sequence[PriceQty],
+) -> Row:
     top_bids, top_asks = b.bids[:TOP_LEVELS], b.asks[:TOP_LEVELS]
     return (
-        b.venue, b.symbol, _ms(b.exchange_ms, b.recv_ns), b.last_update_id or 0, b.update_type,
+        b.venue, b.symbol, ms, b.last_update_id or 0, b.update_type,
         b.first_update_id, b.prev_update_id, b.sequence_id,
         _prices(top_bids), _quantities(top_bids), _prices(top_asks), _quantities(top_asks),
-        _prices(b.bids), _quantities(b.bids), _prices(b.asks), _quantities(b.asks),
-        _prices(b.deep_bids), _quantities(b.deep_bids), _prices(b.deep_asks), _quantities(b.deep_asks),
+        _prices(bids), _quantities(bids), _prices(asks), _quantities(asks),
+        _prices(deep_bids), _quantities(deep_bids), _prices(deep_asks), _quantities(deep_asks),
         b.deep_age_ms, len(b.bids) + len(b.asks) + len(b.deep_bids) + len(b.deep_asks),
         b.checksum, b.is_valid, list(b.validation_errors), b.recv_ns,
-        _prices(b.kept_bids), _quantities(b.kept_bids), _prices(b.kept_asks), _quantities(b.kept_asks),
+        _prices(kept_bids), _quantities(kept_bids), _prices(kept_asks), _quantities(kept_asks),
         b.exact_bid_levels, b.exact_ask_levels,
+        encoding, base, len(b.bids), len(b.asks), len(b.kept_bids), len(b.kept_asks),
     )
 
 
@@ -84,7 +175,6 @@ def _kline_row(k: Kline) -> Row:
 
 _ROWS: dict[type, tuple[Table, Callable[[Any], Row]]] = {
     BookDelta: (ORDERBOOK_DELTAS, _delta_row),
-    BookFull: (ORDERBOOK_FULL_DEPTH, _full_row),
     Trade: (TRADES, _trade_row),
     Ticker: (TICKERS, _ticker_row),
     QualityEvent: (QUALITY_EVENTS, _quality_row),
@@ -94,6 +184,8 @@ _ROWS: dict[type, tuple[Table, Callable[[Any], Row]]] = {
 
 def table_of(event: object) -> Table | None:
     """The table an event is stored in; None for what is not stored (resync requests...)."""
+    if isinstance(event, BookFull):
+        return ORDERBOOK_FULL_DEPTH
     entry = _ROWS.get(type(event))
     return entry[0] if entry else None
 
@@ -102,25 +194,30 @@ def new_batch(table: Table) -> Batch:
     return {name: [] for name in table.column_names}
 
 
-def add_event(batches: dict[str, Batch], event: object) -> str | None:
-    """Append one event to its table's batch (created on first use); the table's name, or None."""
-    entry = _ROWS.get(type(event))
-    if entry is None:
-        return None
-    table, to_row = entry
+def add_event(batches: dict[str, Batch], event: object, frames: FullBookFrames) -> str | None:
+    """Append one event to its table's batch (created on first use); the table's name, or None.
+    Full books are written by `frames`: give it every full book, in order, once."""
+    if isinstance(event, BookFull):
+        table, row = ORDERBOOK_FULL_DEPTH, frames.row(event)
+    else:
+        entry = _ROWS.get(type(event))
+        if entry is None:
+            return None
+        table, row = entry[0], entry[1](event)
     batch = batches.get(table.name)
     if batch is None:
         batch = batches[table.name] = new_batch(table)
-    for column, value in zip(batch.values(), to_row(event)):
+    for column, value in zip(batch.values(), row):
         column.append(value)
     return table.name
 
 
-def to_batches(events: Iterable[object]) -> dict[str, Batch]:
+def to_batches(events: Iterable[object], frames: FullBookFrames | None = None) -> dict[str, Batch]:
     """Columnar batches per table for a list of events (what is not stored is skipped)."""
+    frames = frames or FullBookFrames()
     batches: dict[str, Batch] = {}
     for event in events:
-        add_event(batches, event)
+        add_event(batches, event, frames)
     return batches
 
 
@@ -198,8 +295,24 @@ def _delta(r: dict[str, Any]) -> BookDelta:
     )
 
 
-def _full(r: dict[str, Any]) -> BookFull:
-    return BookFull(
+@dataclass(slots=True)
+class StoredFullBook:
+    """One row of orderbook_full_depth as stored. Whole (`base_update_id` None): `book` is
+    the full book. Otherwise its bids/asks hold, per `encoding`, the tail past the base's
+    deepest levels or the changes from the base (a side's published and kept levels as
+    one), its deep levels the changes from the base's, and the counts where sides end."""
+
+    book: BookFull
+    encoding: str
+    base_update_id: int | None
+    bid_levels: int
+    ask_levels: int
+    kept_bid_levels: int
+    kept_ask_levels: int
+
+
+def _full(r: dict[str, Any]) -> StoredFullBook:
+    book = BookFull(
         venue=r["exchange_name"], symbol=r["symbol_name"], update_type=r["update_type"],
         last_update_id=r["last_update_id"] or None, first_update_id=r["first_update_id"],
         prev_update_id=r["prev_update_id"], sequence_id=r["sequence_id"],
@@ -208,6 +321,9 @@ def _full(r: dict[str, Any]) -> BookFull:
         deep_bids=_levels(r, "deep_bid"), deep_asks=_levels(r, "deep_ask"), deep_age_ms=r["deep_age_ms"],
         kept_bids=_levels(r, "kept_bid"), kept_asks=_levels(r, "kept_ask"),
         exact_bid_levels=r["exact_bid_levels"], exact_ask_levels=r["exact_ask_levels"],
+    )
+    return StoredFullBook(
+        book, r["levels_encoding"], r["base_update_id"], r["bid_levels"], r["ask_levels"], r["kept_bid_levels"], r["kept_ask_levels"]
     )
 
 
@@ -251,7 +367,7 @@ _EVENTS: dict[str, Callable[[dict[str, Any]], object]] = {
 
 
 def events_from_rows(table: Table, rows: Iterable[Row]) -> list[object]:
-    """Rows selected by `select_sql` back into events. Not restored: a delta's top of book
+    """Rows selected by `select_sql` back into events (full books: `StoredFullBook` rows). Not restored: a delta's top of book
     (the full book and the deltas rebuild it), levels' fields past price and quantity, and
     an exchange time the venue did not send (it reads back as the receive time)."""
     build, names = _EVENTS[table.name], table.column_names

@@ -20,9 +20,13 @@ from typing import Any
 import pytest
 from clickhouse_driver import Client
 
+from connectors.clickhouse_backend import Backend, read_events
 from connectors.nats_server import free_loopback_port
+from flows.book_reader import read_full_books
 from flows.offline import recording_events
-from schemas.clickhouse import Table
+from operators.stored_books import full_books
+from schemas.clickhouse import ORDERBOOK_FULL_DEPTH, TABLES, Table
+from schemas.clickhouse_rows import StoredFullBook
 from schemas.events import BookDelta, BookFull, Kline, Ticker, Trade
 from sim.faults import FaultPlan
 from sim.recording import generate_recording
@@ -77,6 +81,33 @@ def as_read_back(events: list[object]) -> list[object]:
         else:
             others.append(as_stored(event))
     return others + [as_stored(k) for k in latest.values()]
+
+
+def read_stored(backend: Backend, database: str, books: set[tuple[str, str]]) -> list[object]:
+    """Every stored event of these books (venue, symbol; symbol "" for symbol-less quality
+    events), full books rebuilt as they were published."""
+    return [
+        event
+        for venue, symbol in books
+        for table in TABLES.values()
+        for event in (
+            read_full_books(backend, database, venue, symbol) if table is ORDERBOOK_FULL_DEPTH
+            else read_events(backend, database, table, venue, symbol)
+        )
+    ]
+
+
+def decode_full_books(rows: list[StoredFullBook], deltas: list[object]) -> list[BookFull]:
+    """Full books from rows and deltas of many books, read in key order (as `FINAL` reads give them)."""
+    books = {(row.book.venue, row.book.symbol) for row in rows}
+    return [
+        full
+        for venue, symbol in books
+        for full in full_books(
+            [row for row in rows if (row.book.venue, row.book.symbol) == (venue, symbol)],
+            [d for d in deltas if isinstance(d, BookDelta) and (d.venue, d.symbol) == (venue, symbol)],
+        )
+    ]
 
 
 def replay(path: Path) -> list[object]:

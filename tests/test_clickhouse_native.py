@@ -28,6 +28,7 @@ from tests.clickhouse_support import (
     ClickHouseServer,
     as_read_back,
     compat_create_sql,
+    decode_full_books,
     recording,
     replay,
     server_binary_or_skip,
@@ -62,13 +63,14 @@ def events() -> list[object]:
 def read_back(server: ClickHouseServer, database: str) -> Counter[str]:
     """Every stored event, read with FINAL (18.16 tables hold times as integer ticks already)."""
     client = server.client()
-    return Counter(
-        repr(event)
+    read = {
+        table.name: events_from_rows(table, client.execute(
+            f"SELECT {', '.join(table.column_names)} FROM {database}.{table.name} FINAL ORDER BY {', '.join(table.order_by)}"
+        ))
         for table in TABLES.values()
-        for event in events_from_rows(
-            table, client.execute(f"SELECT {', '.join(table.column_names)} FROM {database}.{table.name} FINAL")
-        )
-    )
+    }
+    fulls = decode_full_books(read.pop("orderbook_full_depth"), read["orderbook_deltas"])  # type: ignore[arg-type]
+    return Counter(repr(event) for events in [*read.values(), fulls] for event in events)
 
 
 def counts_after_merge(server: ClickHouseServer, database: str) -> dict[str, int]:

@@ -15,10 +15,16 @@ import pytest
 from pydantic import ValidationError
 
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema, read_events
-from schemas.clickhouse import MIGRATIONS, TABLES, ClickHouseSettings, parse_url
-from schemas.clickhouse_rows import add_event, batch_len, batch_token, table_of, to_batches
+from flows.book_reader import read_full_books
+from schemas.clickhouse import (
+    LEVEL_COUNT, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES, ClickHouseSettings, Column,
+    Table, migration_sql, parse_url,
+)
+from schemas.clickhouse_rows import (
+    CHANGES, DELTAS, WHOLE, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
+)
 from schemas.events import BookDelta, BookFull, Kline, QualityEvent, Trade
-from tests.clickhouse_support import as_read_back, chdb_dir, recording, replay
+from tests.clickhouse_support import as_read_back, as_stored, chdb_dir, read_stored, recording, replay
 
 _databases = itertools.count()
 
@@ -95,12 +101,7 @@ def test_every_event_comes_back_exactly_with_its_decimal_text(backend: ChdbBacke
     assert rows.keys() == TABLES.keys() and rows["quality_events"] == len(quality), "every quality event is stored"
     stored = [e for e in events if table_of(e) is not None]
     books = {(e.venue, e.symbol or "") for e in stored}  # type: ignore[attr-defined]
-    back = [
-        event
-        for table in TABLES.values()
-        for venue, symbol in books
-        for event in read_events(backend, database, table, venue, symbol)
-    ]
+    back = read_stored(backend, database, books)
     assert Counter(map(repr, back)) == Counter(map(repr, as_read_back(stored)))
     assert any(isinstance(e, Kline) for e in back), "the recording's klines are stored too"
     okx_full = next(e for e in back if isinstance(e, BookFull) and e.venue == "okx")
@@ -138,12 +139,11 @@ def test_a_stored_book_rebuilds_from_a_full_book_and_the_deltas_after_it(
     """`book --at`: the latest full book at or before a time, plus the deltas since, is the book
     the exchange had (checked against a later full book the engine stored)."""
     insert_all(backend, database, events)
-    fulls = read_events(backend, database, TABLES["orderbook_full_depth"], "binance", "BTC-USDT")
+    fulls = read_full_books(backend, database, "binance", "BTC-USDT")
     assert len(fulls) >= 3
     target = fulls[-1]
     assert isinstance(target, BookFull) and target.exchange_ms is not None
-    [start] = read_events(backend, database, TABLES["orderbook_full_depth"], "binance", "BTC-USDT",
-                          until_ms=target.exchange_ms - 2000, newest_first=True, limit=1)
+    start = read_full_books(backend, database, "binance", "BTC-USDT", until_ms=target.exchange_ms - 2000)[-1]
     assert isinstance(start, BookFull) and start.last_update_id < target.last_update_id  # type: ignore[operator]
     deltas = read_events(backend, database, TABLES["orderbook_deltas"], "binance", "BTC-USDT",
                          since_ms=start.exchange_ms, until_ms=target.exchange_ms)
@@ -168,17 +168,87 @@ def test_a_stored_book_rebuilds_from_a_full_book_and_the_deltas_after_it(
     assert asks == [tuple(level) for level in target.asks[:depth]]
 
 
+def test_full_books_are_written_whole_only_where_nothing_before_them_can_give_them(
+    backend: ChdbBackend, database: str, events: list[object]
+) -> None:
+    """The first full book of each book is whole, snapshots are their level changes, the
+    rest the deltas plus a tail; each written against the one before it, and far smaller."""
+    insert_all(backend, database, events)
+    fulls = [e for e in events if isinstance(e, BookFull)]
+    for venue, symbol in {(f.venue, f.symbol) for f in fulls}:
+        rows = [r for r in read_events(backend, database, ORDERBOOK_FULL_DEPTH, venue, symbol)
+                if isinstance(r, StoredFullBook)]
+        published = [f for f in fulls if (f.venue, f.symbol) == (venue, symbol)]
+        assert [r.book.last_update_id for r in rows] == [f.last_update_id for f in published]
+        assert rows[0].encoding == WHOLE and rows[0].base_update_id is None
+        for before, row, full in zip(rows, rows[1:], published[1:]):
+            assert row.base_update_id == before.book.last_update_id
+            assert row.encoding == (CHANGES if full.update_type == "snapshot" else DELTAS)
+            assert (row.bid_levels, row.kept_bid_levels) == (len(full.bids), len(full.kept_bids))
+        written = sum(len(r.book.bids) + len(r.book.asks) + len(r.book.deep_bids) for r in rows[1:])
+        whole = sum(len(f.bids) + len(f.asks) + len(f.deep_bids) for f in published[1:])
+        assert written * 5 < whole, f"{venue}:{symbol}: {written} levels written for {whole}"
+        assert [repr(f) for f in read_full_books(backend, database, venue, symbol)] == [
+            repr(as_stored(f)) for f in published]
+
+
+def test_a_new_slot_starts_whole_and_a_writer_that_restarts_starts_whole(events: list[object]) -> None:
+    fulls = [e for e in events if isinstance(e, BookFull) and e.venue == "okx" and e.symbol == "BTC-USDT"]
+    encoding = ORDERBOOK_FULL_DEPTH.column_names.index("levels_encoding")
+    frames = FullBookFrames()
+    assert [frames.row(f)[encoding] for f in fulls[:3]] == [WHOLE, DELTAS, DELTAS]
+    assert FullBookFrames().row(fulls[2])[encoding] == WHOLE, "a new writer knows no previous book"
+    every_ms = FullBookFrames(keyframe_interval_ms=1)
+    assert {every_ms.row(f)[encoding] for f in fulls} == {WHOLE}
+
+
+def test_a_database_left_at_version_4_migrates_and_its_rows_read_back(backend: ChdbBackend, events: list[object]) -> None:
+    """Version 4's tables (no encoding columns, deltas in ZSTD(9)) with version 4's rows
+    (every full book whole): after migration 5 they read back, and so do new rows."""
+    database = "version_4"
+    new_columns = {"levels_encoding", "base_update_id"} | {c.name for c in ORDERBOOK_FULL_DEPTH.columns if c.type == LEVEL_COUNT}
+    old_full = Table(ORDERBOOK_FULL_DEPTH.name, tuple(c for c in ORDERBOOK_FULL_DEPTH.columns if c.name not in new_columns),
+                     ORDERBOOK_FULL_DEPTH.order_by, ORDERBOOK_FULL_DEPTH.time_column, ORDERBOOK_FULL_DEPTH.version_column)
+    old_deltas = Table(ORDERBOOK_DELTAS.name, tuple(Column(c.name, LEVELS_TEXT) if c.type.startswith("Array") else c
+                                                     for c in ORDERBOOK_DELTAS.columns),
+                       ORDERBOOK_DELTAS.order_by, ORDERBOOK_DELTAS.time_column, ORDERBOOK_DELTAS.version_column)
+    old_tables = {**TABLES, old_full.name: old_full, old_deltas.name: old_deltas}
+    backend.execute(f"CREATE DATABASE {database}")
+    ensure_schema(backend, database, {})  # the bookkeeping table, then the tables as version 4 made them:
+    for name, table in old_tables.items():
+        backend.execute(f"DROP TABLE {database}.{name}")
+        backend.execute(table.create_sql(database))
+    backend.execute(f"TRUNCATE TABLE {database}.schema_migrations")
+    for migration in MIGRATIONS[:4]:
+        backend.execute(migration_sql(migration, database)[-1])
+    half = len(events) // 2
+    for name, batch in to_batches(events[:half], FullBookFrames(keyframe_interval_ms=1)).items():
+        old = {column: batch[column] for column in old_tables[name].column_names}
+        backend.insert(database, old_tables[name], old, batch_token(name, old))
+
+    ran = ensure_schema(backend, database, {})
+    assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran)
+    assert any("MODIFY COLUMN bid_prices Array(String) CODEC(ZSTD(15))" in sql for sql in ran)
+    codecs = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
+                                "AND table = 'orderbook_deltas'"))
+    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))"
+    insert_all(backend, database, events[half:])  # a new writer: each book starts whole again
+    stored = [e for e in events if table_of(e) is not None]
+    books = {(e.venue, e.symbol or "") for e in stored}  # type: ignore[attr-defined]
+    assert Counter(map(repr, read_stored(backend, database, books))) == Counter(map(repr, as_read_back(stored)))
+
+
 def test_batches_are_columns_in_table_order_with_a_token_that_names_their_rows(events: list[object]) -> None:
     batches: dict[str, dict[str, list[object]]] = {}
     trades = [e for e in events if isinstance(e, Trade)][:50]
     for trade in trades:
-        assert add_event(batches, trade) == "trades"
+        assert add_event(batches, trade, FullBookFrames()) == "trades"
     batch = batches["trades"]
     assert tuple(batch) == TABLES["trades"].column_names
     assert batch["price"] == [t.price for t in trades] and batch["collected_at"] == [t.recv_ns for t in trades]
     assert batch_token("trades", batch) == batch_token("trades", to_batches(trades)["trades"])
     assert batch_token("trades", batch) != batch_token("trades", to_batches(trades[1:])["trades"])
-    assert add_event(batches, object()) is None and table_of(QualityEvent("okx", None, "gap", "", None, 1)) is not None
+    assert add_event(batches, object(), FullBookFrames()) is None and table_of(QualityEvent("okx", None, "gap", "", None, 1)) is not None
 
 
 def test_settings_keep_credentials_out_of_urls_and_know_the_tables() -> None:

@@ -15,14 +15,14 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
 from connectors.clickhouse import REJECTED_DIR, ClickHouseSink, _decode
-from connectors.clickhouse_backend import ChdbBackend, ensure_schema, read_events
+from connectors.clickhouse_backend import ChdbBackend, ensure_schema
 from connectors.nats_server import free_loopback_port
 from connectors.replay_source import RecordingSource
 from flows.steps import UNKEYED, BookSyncLogic, decode_step
 from operators.sync_base import SyncSettings
 from schemas.clickhouse import TABLES, TRADES, ClickHouseSettings
 from schemas.clickhouse_rows import table_of
-from tests.clickhouse_support import as_read_back, chdb_dir, recording, replay
+from tests.clickhouse_support import as_read_back, chdb_dir, read_stored, recording, replay
 
 _databases = itertools.count()
 
@@ -62,12 +62,7 @@ def stored_events() -> list[object]:
 
 def read_all(reader: ChdbBackend, database: str, events: list[object]) -> Counter[str]:
     books = {(e.venue, e.symbol or "") for e in events}  # type: ignore[attr-defined]
-    return Counter(
-        repr(event)
-        for table in TABLES.values()
-        for venue, symbol in books
-        for event in read_events(reader, database, table, venue, symbol)
-    )
+    return Counter(map(repr, read_stored(reader, database, books)))
 
 
 def test_a_replay_stores_every_event_once_however_often_it_runs(reader: ChdbBackend, tmp_path: Path) -> None:

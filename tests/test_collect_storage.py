@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from flows.book_reader import book_at_time
+from flows.book_reader import book_at_time, read_full_books
 from connectors.clickhouse_backend import ChdbBackend, read_events
 from connectors.nats_server import EmbeddedNatsServer
 from operators.rebuild import rebuild
 from schemas.clickhouse import ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, ClickHouseSettings
+from schemas.clickhouse_rows import DELTAS, StoredFullBook
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir
@@ -44,9 +45,12 @@ def monkeypatch_module():
 @pytest.mark.parametrize("venue", ["binance", "okx"])
 def test_book_rebuilt_from_storage_equals_the_truth_at_stored_ids(stored, venue: str) -> None:
     simulator, summary, backend = stored
-    fulls = read_events(backend, DATABASE, ORDERBOOK_FULL_DEPTH, venue, "BTC-USDT")
+    fulls = read_full_books(backend, DATABASE, venue, "BTC-USDT")
     deltas = read_events(backend, DATABASE, ORDERBOOK_DELTAS, venue, "BTC-USDT")
     assert len(fulls) >= SECONDS - 4
+    rows = read_events(backend, DATABASE, ORDERBOOK_FULL_DEPTH, venue, "BTC-USDT")
+    assert len(rows) == len(fulls) and sum(isinstance(r, StoredFullBook) and r.encoding == DELTAS for r in rows) >= len(rows) - 3, \
+        "after the first, full books are stored as the deltas since the one before"
     assert len(deltas) == summary["books"][f"{venue}:BTC-USDT"]["updates_applied"]  # each stored once
     truth = simulator.truth(venue, "BTC-USDT")
     first = fulls[0]

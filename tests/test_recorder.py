@@ -1,5 +1,6 @@
-"""The raw recorder: a kill -9 loses at most the last second, every file stays readable, and
-`marketprism replay` reads the files directly."""
+"""The raw recorder: a kill -9 loses at most the last second, every file stays readable (one
+zstd frame per file, never finished by a killed process), and `marketprism replay` reads
+the files directly, with the same result as from a plain JSON Lines copy."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 
 from connectors.nats_server import EmbeddedNatsServer
-from connectors.recording import read_recording
+import zstandard
+
+from connectors.recording import RecordingWriter, read_recording
 from flows.replay import run_replay
 from schemas.raw import RawEvent, RecordingDefect
 from sim.server import SimulatorThread
@@ -64,7 +67,23 @@ def test_kill_9_leaves_readable_recordings_that_replay(tmp_path: Path) -> None:
     # Nothing older than about a second before the kill is missing: the newest event is recent.
     assert killed_at - max(event.recv_ns for event in events) < 2_500_000_000
 
-    report = run_replay(files)
+    for path in files:  # one frame per file, which the kill left unfinished; every flushed block reads
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        text = frame.decompress(path.read_bytes())
+        assert not frame.eof and text.endswith(b"\n") and text.count(b"\n") == sum(
+            isinstance(item, RawEvent) for item in read_recording(path))
+    plain = []
+    for path in files:
+        copy = tmp_path / "plain" / path.parent.name / path.name.replace(".jsonl.zst", ".jsonl")
+        with RecordingWriter(copy) as writer:
+            for item in read_recording(path):
+                if isinstance(item, RawEvent):
+                    writer.write(item)
+        plain.append(copy)
+    run_replay(plain, out=tmp_path / "from_plain.jsonl")
+    report = run_replay(files, out=tmp_path / "from_recorder.jsonl")
+    replayed = (tmp_path / "from_recorder.jsonl").read_bytes()
+    assert len(replayed.splitlines()) > 100 and replayed == (tmp_path / "from_plain.jsonl").read_bytes()
     for key in ("binance:BTC-USDT", "okx:BTC-USDT"):
         book = report["books"][key]
         assert book["snapshots"] >= 1 and book["gaps"] == 0 and book["best_bid"] is not None, (key, book)
