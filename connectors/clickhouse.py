@@ -296,7 +296,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
 
     def _log_backlog(self) -> None:
         now = time.monotonic()
-        if self._queue.disk_count and now >= self._next_backlog_log:
+        if self._ledger is None and self._queue.disk_count and now >= self._next_backlog_log:  # the store's disk is its journal
             log.warning("ClickHouse sink: %s; %d batches / %d bytes waiting on disk",
                         "server unavailable" if self._down else "connected, draining",
                         self._queue.disk_count, self._queue.disk_bytes)

@@ -1,0 +1,49 @@
+"""The store as a child process of `marketprism collect`: started on the collector's NATS,
+asked to drain and stop (SIGTERM) at the end, killed only if it does not within the timeout."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger("marketprism")
+
+
+class StoreProcess:
+    """`python -m bytewax.run flows.store` with the collector's NATS URL and data directory;
+    its log goes to `<data_dir>/store.log`."""
+
+    def __init__(self, *, nats_url: str, data_dir: Path, stop_timeout_s: float = 120.0) -> None:
+        self.nats_url = nats_url
+        self.data_dir = Path(data_dir)
+        self.stop_timeout_s = stop_timeout_s
+        self.log_path = self.data_dir / "store.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> StoreProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MARKETPRISM_NATS_URL": self.nats_url, "MARKETPRISM_DATA_DIR": str(self.data_dir)}
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bytewax.run", "flows.store"], env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        log.info("store process %d started (log %s)", self.process.pid, self.log_path)
+        return self
+
+    def stop(self) -> int | None:
+        """Ask it to store what the streams hold and stop; its exit code (None if killed)."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            log.error("store process %d still storing after %.0f s: killed; it resumes where it stopped",
+                      self.process.pid, self.stop_timeout_s)
+            self.process.kill()
+            self.process.wait()
+            return None
