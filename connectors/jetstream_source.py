@@ -63,7 +63,9 @@ class _Fetched:
 class ConsumerLimits:
     fetch_batch: int = 500
     max_ack_pending: int = 20_000  # what the store holds unacked: the stream keeps the rest
-    ack_wait_s: float = 600.0  # longer than a batch takes to commit, or JetStream redelivers it
+    # Unacked messages of a killed store come back after this; one held longer (a ClickHouse
+    # outage) is redelivered too, and the copy is recognised and only replaces the reply.
+    ack_wait_s: float = 30.0
     retry_cap_s: float = 5.0
 
 
@@ -88,7 +90,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
         self._in_flight: dict[int, Msg] = {}
         self._awaiting: dict[int, AckTicket] = {}
-        self._failed_acks: queue.SimpleQueue[tuple[Msg, AckTicket]] = queue.SimpleQueue()
+        self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
         self._idle = threading.Event()  # the last fetch found nothing new
         self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
         self._stop = threading.Event()
@@ -101,9 +103,9 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
     def next_batch(self) -> list[Stored]:
         for ticket, seqs in self._ledger.take_ready(self._stream):
             self._ack(seqs, ticket)
-        while not self._failed_acks.empty():
-            msg, ticket = self._failed_acks.get_nowait()
-            self._confirm(msg, ticket)
+        while not self._failed_acks.empty():  # acked again when JetStream redelivers it
+            seq, ticket = self._failed_acks.get_nowait()
+            self._awaiting[seq] = ticket
         out: list[Stored] = []
         while True:
             try:
@@ -139,13 +141,13 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
             self._in_flight[seq] = msg
             return []
+        ticket = self._awaiting.pop(seq, None)
+        if ticket is not None:  # its batch is inserted; this redelivery is what we can ack
+            self._confirm(msg, ticket)
+            return []
         held = self._ledger.journaled(self._stream, seq)
-        if held is not None:  # an earlier run already batched it durably
-            ticket = self._awaiting.pop(seq, None)
-            if ticket is not None:  # its batch was inserted before this redelivery came
-                self._confirm(msg, ticket)
-            else:
-                self._in_flight[seq] = msg
+        if held:  # an earlier run already batched it durably, not inserted yet
+            self._in_flight[seq] = msg
             return []
         if self._last_seq is not None and seq <= self._last_seq:  # committed before, its ack got lost
             self._reply(msg)
@@ -190,10 +192,10 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             try:
                 await msg.ack_sync(timeout=5.0)
             except Exception as exc:
-                log.warning("store: %s ack of sequence %d failed (%s); retrying", self._stream,
-                            msg.metadata.sequence.stream, type(exc).__name__)
-                await asyncio.sleep(0.5)
-                self._failed_acks.put((msg, ticket))
+                seq = msg.metadata.sequence.stream
+                log.warning("store: %s ack of sequence %d failed (%s); acking its redelivery", self._stream, seq,
+                            type(exc).__name__)
+                self._failed_acks.put((seq, ticket))
             else:
                 ticket.acked(self._stream, 1)
 
@@ -261,8 +263,17 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 self._idle.set()
                 continue
             self._idle.clear()
-            first_available = (await js.stream_info(self._stream)).state.first_seq
-            self._inbox.put(_Fetched(msgs, first_available))
+            self._inbox.put(_Fetched(msgs, await self._first_available(js)))
+
+
+    async def _first_available(self, js: JetStreamContext) -> int:
+        for attempt in range(5):
+            try:
+                return (await js.stream_info(self._stream)).state.first_seq
+            except Exception as exc:  # a busy server: ask again rather than drop the fetched batch
+                log.debug("store: stream_info %s failed (%s), attempt %d", self._stream, exc, attempt + 1)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise ConnectionError(f"no stream info for {self._stream}")
 
 
 class JetStreamSource(FixedPartitionedSource[Stored, int | None]):

@@ -19,7 +19,7 @@ from bytewax.dataflow import Dataflow
 
 from connectors.acks import AckLedger
 from connectors.clickhouse import ClickHouseSink, journaled_acks
-from connectors.jetstream_source import JetStreamSource
+from connectors.jetstream_source import ConsumerLimits, JetStreamSource
 from schemas.clickhouse import ClickHouseSettings
 from schemas.settings import StoreSettings
 
@@ -41,6 +41,7 @@ def build_flow(settings: StoreSettings, drain_and_stop: threading.Event | None =
     ledger = AckLedger(journaled_acks(spill_dir))
     source = JetStreamSource(
         settings.nats_url, ledger=ledger, durable_prefix=settings.store_durable, drain_and_stop=drain_and_stop,
+        limits=ConsumerLimits(ack_wait_s=settings.store_ack_wait_s),
     )
     sink = ClickHouseSink(clickhouse_settings(settings), spill_dir, ledger=ledger)
     flow = Dataflow("store")

@@ -1,8 +1,13 @@
 """The store as a child process of `marketprism collect`: started on the collector's NATS,
-asked to drain and stop (SIGTERM) at the end, killed only if it does not within the timeout."""
+asked to drain and stop (SIGTERM) at the end, killed only if it does not within the timeout.
+
+If the collector dies without stopping it (kill -9), Linux kills the store with it
+(PR_SET_PDEATHSIG): a store left running would hold chDB's directory against the next
+collector's store. Killing it is safe: it stores exactly once across a kill -9."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -11,6 +16,13 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger("marketprism")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class StoreProcess:
@@ -30,6 +42,7 @@ class StoreProcess:
         with open(self.log_path, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bytewax.run", "flows.store"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
             )
         log.info("store process %d started (log %s)", self.process.pid, self.log_path)
         return self
