@@ -91,7 +91,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         self._in_flight: dict[int, Msg] = {}
         self._awaiting: dict[int, AckTicket] = {}
         self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
-        self._idle = threading.Event()  # the last fetch found nothing new
+        self._idle = threading.Event()  # the stream has nothing this store has not acked
         self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
         self._stop = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -149,15 +149,15 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if held:  # an earlier run already batched it durably, not inserted yet
             self._in_flight[seq] = msg
             return []
-        if self._last_seq is not None and seq <= self._last_seq:  # committed before, its ack got lost
-            self._reply(msg)
-            return []
+        # Anything else is new to storage, even below sequences seen already: a killed store's
+        # unacked messages come back after ack_wait, behind newer ones. (A confirmed ack is
+        # never redelivered, so nothing stored comes back this way.)
         out: list[Stored] = []
         if self._last_seq is not None and seq > self._last_seq + 1:
             gap = self._gap(self._last_seq + 1, seq - 1, first_available)
             if gap is not None:
                 out.append(gap)
-        self._last_seq = seq
+        self._last_seq = max(seq, self._last_seq or 0)
         if stored_kind(msg.subject) is None:
             self._reply(msg)
             return out
@@ -260,11 +260,18 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             try:
                 msgs = await sub.fetch(self._limits.fetch_batch, timeout=1.0)
             except NatsTimeout:
-                self._idle.set()
+                if await self._nothing_outstanding(js):
+                    self._idle.set()
                 continue
             self._idle.clear()
             self._inbox.put(_Fetched(msgs, await self._first_available(js)))
 
+
+    async def _nothing_outstanding(self, js: JetStreamContext) -> bool:
+        """No message waiting, and none delivered and unacked: not even to a killed earlier
+        store, whose messages JetStream redelivers only after ack_wait."""
+        info = await js.consumer_info(self._stream, self._durable)
+        return not info.num_pending and not info.num_ack_pending
 
     async def _first_available(self, js: JetStreamContext) -> int:
         for attempt in range(5):
