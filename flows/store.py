@@ -43,7 +43,8 @@ def build_flow(settings: StoreSettings, drain_and_stop: threading.Event | None =
         settings.nats_url, ledger=ledger, durable_prefix=settings.store_durable, drain_and_stop=drain_and_stop,
         limits=ConsumerLimits(ack_wait_s=settings.store_ack_wait_s),
     )
-    sink = ClickHouseSink(clickhouse_settings(settings), spill_dir, ledger=ledger)
+    sink = ClickHouseSink(clickhouse_settings(settings), spill_dir, ledger=ledger,
+                          manage_schema=settings.store_manage_schema)
     flow = Dataflow("store")
     messages = op.input("jetstream", flow, source)
     op.output("clickhouse", op.key_on("one_writer", messages, lambda _: "clickhouse"), sink)

@@ -160,6 +160,9 @@ class StoreSettings(BaseSettings):
     data_dir: Path = Field(default=Path("data"), description="batches on their way (<data_dir>/spill/store)")
     store_durable: str = Field(default="marketprism-store", description="prefix of the durable consumers' names")
     store_batch_age_s: float = Field(default=1.0, gt=0, description="a batch is inserted when its first row is this old")
+    store_manage_schema: bool = Field(
+        default=True, description="false: the tables are someone else's (a server older than the DDL needs)",
+    )
     store_ack_wait_s: float = Field(
         default=30.0, gt=0, description="JetStream redelivers what a store took and did not ack after this long",
     )
