@@ -6,8 +6,9 @@ inserting every table's batches. ClickHouse wants few large inserts rather than 
 ones, and one fixed partition has one stable spill directory whatever the number of
 workers, so batches spilled by one run are found by the next. (chDB, the embedded default,
 can only be opened by one process anyway.) Items are `(key, event)`: BookFull, BookDelta,
-Trade, Ticker, QualityEvent, Kline; anything else (resync requests, status) is ignored. The key
-only routes, so any key will do (`venue:symbol`, say).
+Trade, Ticker, QualityEvent, Kline, or `connectors.acks.Stored` wrapping one (the store's
+stream messages); anything else (resync requests, status) is ignored. The key only routes,
+so any key will do (`venue:symbol`, say).
 
 Recovery snapshot: nothing (None): the spill directory is the state. `snapshot()`, at the
 end of every epoch, seals the open batches and makes them durable: inserted, or else
