@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from collections import Counter
 from pathlib import Path
 
 import nats
+
+from sim.server import SimulatorThread
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,3 +87,39 @@ def stored_counts(chdb_path: Path, database: str = "marketprism") -> dict:
         cwd=REPO, check=True, capture_output=True, text=True, timeout=120,
     )
     return json.loads(done.stdout)
+
+
+def flow_env(simulator: SimulatorThread, nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_NATS_URL=nats_url, MARKETPRISM_DATA_DIR=str(tmp_path),
+        MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"),
+        MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
+        MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url, **extra,
+    )
+    return env
+
+
+def run_flow(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "bytewax.run", module], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def assert_stored_exactly_once(nats_url: str, chdb_path: Path) -> dict:
+    in_nats = stream_counts(nats_url)
+    stored = stored_counts(chdb_path)
+    for kind in STORED:
+        rows, distinct = stored[kind]
+        assert rows == distinct, f"{kind}: {rows - distinct} rows stored twice"
+        assert rows == in_nats[kind], f"{kind}: {in_nats[kind]} messages in NATS, {rows} rows stored"
+        assert rows > 0, kind
+    assert stored["gaps"] == []
+    return stored

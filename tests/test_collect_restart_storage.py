@@ -20,8 +20,7 @@ from pathlib import Path
 from connectors.nats_server import EmbeddedNatsServer
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
-from tests.store_support import REPO, stream_counts
-from tests.test_store import assert_stored_exactly_once
+from tests.store_support import REPO, assert_stored_exactly_once, stream_counts
 
 # The collect flow as `bytewax.run flows.collect` runs it, then what it loaded.
 COLLECT_AND_LIST_MODULES = """

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +19,7 @@ from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir, recording, replay
 from tests.live_support import store_from
-from tests.store_support import REPO, STORED, acked, stored_counts, stream_counts
+from tests.store_support import acked, assert_stored_exactly_once, flow_env, run_flow, stream_counts, wait_for
 
 
 def _without_ns_digits(batches: dict) -> dict:
@@ -79,58 +75,22 @@ def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_
     assert len(gaps) == 1 and "MARKET_TRADES" in gaps[0][0] and "sequences 31-80 (50 messages)" in gaps[0][0]
 
 
-def _env(simulator: SimulatorThread, nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_NATS_URL=nats_url, MARKETPRISM_DATA_DIR=str(tmp_path),
-        MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"),
-        MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
-        MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url, **extra,
-    )
-    return env
-
-
-def _flow(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "bytewax.run", module], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_for(condition, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def assert_stored_exactly_once(nats_url: str, chdb_path: Path) -> dict:
-    in_nats = stream_counts(nats_url)
-    stored = stored_counts(chdb_path)
-    for kind in STORED:
-        rows, distinct = stored[kind]
-        assert rows == distinct, f"{kind}: {rows - distinct} rows stored twice"
-        assert rows == in_nats[kind], f"{kind}: {in_nats[kind]} messages in NATS, {rows} rows stored"
-        assert rows > 0, kind
-    assert stored["gaps"] == []
-    return stored
-
-
 def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tmp_path: Path) -> None:
     with SimulatorThread(SimSettings(seed=21, symbols=("BTC-USDT",))) as simulator, \
             EmbeddedNatsServer(tmp_path / "nats") as server:
-        collector_env = _env(simulator, server.url, tmp_path / "collector", MARKETPRISM_SINKS="nats",
+        collector_env = flow_env(simulator, server.url, tmp_path / "collector", MARKETPRISM_SINKS="nats",
                              MARKETPRISM_RUN_SECONDS="25")
-        store_env = _env(simulator, server.url, tmp_path / "store", MARKETPRISM_STORE_ACK_WAIT_S="5")
-        collector = _flow("flows.collect", collector_env, tmp_path / "collector.log")
-        store = _flow("flows.store", store_env, tmp_path / "store.log")
-        _wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > 300, "the store to store some deltas")
+        store_env = flow_env(simulator, server.url, tmp_path / "store", MARKETPRISM_STORE_ACK_WAIT_S="5")
+        collector = run_flow("flows.collect", collector_env, tmp_path / "collector.log")
+        store = run_flow("flows.store", store_env, tmp_path / "store.log")
+        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > 300, "the store to store some deltas")
         store.send_signal(signal.SIGKILL)
         store.wait(30)
         killed_at = acked(server.url, "ORDERBOOK_DELTA")
         published = stream_counts(server.url)["pure_delta"]
-        _wait_for(lambda: stream_counts(server.url)["pure_delta"] > published + 300, "the collector to go on")
-        store = _flow("flows.store", store_env, tmp_path / "store.log")
-        _wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > killed_at, "the restarted store to store")
+        wait_for(lambda: stream_counts(server.url)["pure_delta"] > published + 300, "the collector to go on")
+        store = run_flow("flows.store", store_env, tmp_path / "store.log")
+        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > killed_at, "the restarted store to store")
         assert collector.wait(120) == 0, (tmp_path / "collector.log").read_text()[-3000:]
         store.send_signal(signal.SIGTERM)  # store what the streams hold, then stop
         assert store.wait(120) == 0, (tmp_path / "store.log").read_text()[-3000:]

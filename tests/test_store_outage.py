@@ -13,8 +13,7 @@ from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from connectors.nats_server import EmbeddedNatsServer
 from tests.clickhouse_support import ClickHouseServer, compat_create_sql, server_binary_or_skip
-from tests.store_support import STORED, acked, stream_counts
-from tests.test_store import _env, _flow, _wait_for
+from tests.store_support import STORED, acked, flow_env, run_flow, stream_counts, wait_for
 
 DATABASE = "store_outage"
 WINDOW_S = 5.0
@@ -39,16 +38,16 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
             client.execute(compat_create_sql(table, DATABASE))
         with SimulatorThread(SimSettings(seed=5, symbols=("BTC-USDT",))) as simulator, \
                 EmbeddedNatsServer(tmp_path / "nats") as nats_server:
-            collector = _flow("flows.collect", _env(simulator, nats_server.url, tmp_path / "collector",
+            collector = run_flow("flows.collect", flow_env(simulator, nats_server.url, tmp_path / "collector",
                                                     MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="40"),
                               tmp_path / "collector.log")
-            store = _flow("flows.store", _env(
+            store = run_flow("flows.store", flow_env(
                 simulator, nats_server.url, tmp_path / "store", MARKETPRISM_CLICKHOUSE_URL=clickhouse.url,
                 MARKETPRISM_CLICKHOUSE_USER=clickhouse.USER, MARKETPRISM_CLICKHOUSE_PASSWORD=clickhouse.password,
                 MARKETPRISM_CLICKHOUSE_DATABASE=DATABASE, MARKETPRISM_STORE_MANAGE_SCHEMA="false",
                 MARKETPRISM_STORE_ACK_WAIT_S="5",
             ), tmp_path / "store.log")
-            _wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > 200, "the store to store some deltas")
+            wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > 200, "the store to store some deltas")
             rate_before = _published_per_s(nats_server.url)
             clickhouse.kill()
             stored_before = acked(nats_server.url, "ORDERBOOK_DELTA")
