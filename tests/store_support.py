@@ -100,10 +100,24 @@ def flow_env(simulator: SimulatorThread, nats_url: str, tmp_path: Path, **extra:
     return env
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
 def run_flow(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m bytewax.run module` in a child process; `kill_flows` ends what a failed test left."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "bytewax.run", module], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen([sys.executable, "-m", "bytewax.run", module], cwd=REPO, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+    _STARTED.append(child)
+    return child
+
+
+def kill_flows() -> None:
+    while _STARTED:
+        child = _STARTED.pop()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:

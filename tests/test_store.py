@@ -19,7 +19,16 @@ from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir, recording, replay
 from tests.live_support import store_from
-from tests.store_support import acked, assert_stored_exactly_once, flow_env, run_flow, stream_counts, wait_for
+from tests.store_support import (
+    acked, assert_stored_exactly_once, flow_env, kill_flows, run_flow, stream_counts, wait_for,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_flow_left_behind():
+    """A failed test must not leave a collector or store running."""
+    yield
+    kill_flows()
 
 
 def _without_ns_digits(batches: dict) -> dict:

@@ -8,15 +8,24 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from schemas.clickhouse import TABLES
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from connectors.nats_server import EmbeddedNatsServer
 from tests.clickhouse_support import ClickHouseServer, compat_create_sql, server_binary_or_skip
-from tests.store_support import STORED, acked, flow_env, run_flow, stream_counts, wait_for
+from tests.store_support import STORED, acked, flow_env, kill_flows, run_flow, stream_counts, wait_for
 
 DATABASE = "store_outage"
 WINDOW_S = 5.0
+
+
+@pytest.fixture(autouse=True)
+def _no_flow_left_behind():
+    """A failed test must not leave a collector or store running."""
+    yield
+    kill_flows()
 
 
 def _published_per_s(url: str) -> float:
