@@ -6,8 +6,9 @@ inserting every table's batches. ClickHouse wants few large inserts rather than 
 ones, and one fixed partition has one stable spill directory whatever the number of
 workers, so batches spilled by one run are found by the next. (chDB, the embedded default,
 can only be opened by one process anyway.) Items are `(key, event)`: BookFull, BookDelta,
-Trade, Ticker, QualityEvent, Kline; anything else (resync requests, status) is ignored. The key
-only routes, so any key will do (`venue:symbol`, say).
+Trade, Ticker, QualityEvent, Kline, or `connectors.acks.Stored` wrapping one (the store's
+stream messages); anything else (resync requests, status) is ignored. The key only routes,
+so any key will do (`venue:symbol`, say).
 
 Recovery snapshot: nothing (None): the spill directory is the state. (The previous full
 book of each book, which the next one is written against, is not: a new partition starts
@@ -37,6 +38,7 @@ to spill_dir/rejected and logged, rather than blocking everything behind it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -49,8 +51,9 @@ import zstandard
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from clickhouse_driver import errors as driver_errors
 
+from connectors.acks import Acks, AckLedger, Stored
 from connectors.clickhouse_backend import Backend, ensure_schema, open_backend
-from connectors.spill import SpillQueue, fsync_dir, write_durably
+from connectors.spill import SUFFIX, SpillQueue, fsync_dir, write_durably
 from schemas.clickhouse import TABLES, ClickHouseSettings
 from schemas.clickhouse_rows import Batch, FullBookFrames, add_event, batch_len, batch_token
 from schemas.events import BookDelta, BookFull
@@ -87,12 +90,14 @@ class SinkStats:
 
 @dataclass(slots=True)
 class _Sealed:
-    """A batch ready to insert, with the token that makes its inserts idempotent."""
+    """A batch ready to insert, with the token that makes its inserts idempotent, and the
+    stream messages it acknowledges once inserted (the store's; none in a direct run)."""
 
     table: str
     token: str
     batch: Batch
     size: int  # estimated bytes
+    acks: Acks = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -100,7 +105,7 @@ class _Sealed:
 
 
 def _encode(sealed: _Sealed) -> bytes:
-    record = {"table": sealed.table, "token": sealed.token, "size": sealed.size, "batch": sealed.batch}
+    record = {"table": sealed.table, "token": sealed.token, "size": sealed.size, "batch": sealed.batch, "acks": sealed.acks}
     return zstandard.ZstdCompressor(level=3, write_checksum=True).compress(orjson.dumps(record))
 
 
@@ -108,7 +113,26 @@ def _decode(data: bytes) -> _Sealed:
     record = orjson.loads(zstandard.ZstdDecompressor().decompress(data))
     if record["table"] not in TABLES:
         raise ValueError(f"unknown table {record['table']!r}")
-    return _Sealed(record["table"], record["token"], record["batch"], record["size"])
+    return _Sealed(record["table"], record["token"], record["batch"], record["size"], record.get("acks", {}))
+
+
+def journaled_acks(spill_dir: Path) -> Acks:
+    """The stream messages held by the batches an earlier run left in `spill_dir`."""
+    acks: dict[str, list[int]] = {}
+    for path in sorted(Path(spill_dir).glob(f"*{SUFFIX}")):
+        try:
+            for stream, seqs in _decode(path.read_bytes()).acks.items():
+                acks.setdefault(stream, []).extend(seqs)
+        except Exception as exc:  # SpillQueue sets it aside as corrupt when it gets there
+            log.error("spill file %s cannot be read (%s); its messages will be stored again", path, exc)
+    return acks
+
+
+def stream_token(table: str, idents: list[str]) -> str:
+    """The dedup token of a batch of stream messages: the table and the messages' names
+    (`STREAM:sequence`), so a batch inserted again after a crash is recognised."""
+    digest = hashlib.blake2b("\n".join(idents).encode(), digest_size=16).hexdigest()
+    return f"{table}:{len(idents)}:{digest}"
 
 
 def _size(event: object) -> int:
@@ -142,9 +166,17 @@ def _is_refusal(exc: BaseException) -> bool:
 
 class _ClickHousePartition(StatefulSinkPartition[object, None]):
     def __init__(
-        self, settings: ClickHouseSettings, spill_dir: Path, limits: _Limits, stats: SinkStats, manage_schema: bool
+        self,
+        *,
+        settings: ClickHouseSettings,
+        spill_dir: Path,
+        limits: _Limits,
+        stats: SinkStats,
+        manage_schema: bool,
+        ledger: AckLedger | None,
     ) -> None:
         self._settings = settings
+        self._ledger = ledger  # the store's: every batch goes to disk before its insert, acks after it
         self._manage_schema = manage_schema
         self._database = settings.database
         self._limits = limits
@@ -156,6 +188,8 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         self._open_sizes: dict[str, int] = {}
         self._open_since: dict[str, float] = {}
         self._frames = FullBookFrames()  # full books after the first of each book: against the previous one
+        self._open_idents: dict[str, list[str]] = {}
+        self._open_acks: dict[str, Acks] = {}
         self._queue: SpillQueue[_Sealed] = SpillQueue(spill_dir, _encode, _decode)
         self._memory_bytes = 0
         self._down = False
@@ -173,10 +207,15 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
 
     def write_batch(self, values: list[object]) -> None:
         with self._cond:
-            for event in values:
+            for value in values:
+                event = value.event if isinstance(value, Stored) else value
                 table = add_event(self._open, event, self._frames)
                 if table is None:
                     continue
+                if isinstance(value, Stored):
+                    self._open_idents.setdefault(table, []).append(value.ident)
+                    if value.seq is not None:
+                        self._open_acks.setdefault(table, {}).setdefault(value.stream, []).append(value.seq)
                 if table not in self._open_since:
                     self._open_since[table] = time.monotonic()
                     self._open_sizes[table] = 0
@@ -227,11 +266,15 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         batch = self._open.pop(table)
         size = self._open_sizes.pop(table)
         del self._open_since[table]
-        sealed = _Sealed(table, batch_token(table, batch), batch, size)
+        idents = self._open_idents.pop(table, None)
+        token = stream_token(table, idents) if idents else batch_token(table, batch)
+        sealed = _Sealed(table, token, batch, size, self._open_acks.pop(table, {}))
         if self._queue.push(sealed):
             self.stats.spilled += 1
         else:
             self._memory_bytes += size
+            if self._ledger is not None:  # durable before inserted, so a crash re-inserts it with its token
+                self._spill_memory()
         self._wake.set()
 
     def _must_wait(self) -> bool:
@@ -257,7 +300,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
 
     def _log_backlog(self) -> None:
         now = time.monotonic()
-        if self._queue.disk_count and now >= self._next_backlog_log:
+        if self._ledger is None and self._queue.disk_count and now >= self._next_backlog_log:  # the store's disk is its journal
             log.warning("ClickHouse sink: %s; %d batches / %d bytes waiting on disk",
                         "server unavailable" if self._down else "connected, draining",
                         self._queue.disk_count, self._queue.disk_bytes)
@@ -298,12 +341,27 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
                     self._wait(self._backoff(attempt))
                     continue
                 attempt = refusals = 0
+                if not self._acknowledged(head):
+                    return  # closing before JetStream confirmed: the batch stays on disk for the next run
                 self._committed(head)
         except Exception:
             log.exception("ClickHouse sink: writer stopped by an unexpected error")
         finally:
             if backend is not None:
                 backend.close()
+
+    def _acknowledged(self, head: _Sealed) -> bool:
+        """The store's order: inserted, then acked (and confirmed), then forgotten. Until the
+        acks are confirmed the batch stays on disk, so a crash inserts it again with its
+        token instead of letting the redelivered messages form a new batch."""
+        if self._ledger is None or not head.acks:
+            return True
+        ticket = self._ledger.committed(head.acks)
+        while not ticket.done.wait(0.1):
+            with self._cond:
+                if self._close_by is not None and time.monotonic() >= self._close_by:
+                    return False
+        return True
 
     def _connect(self) -> Backend:
         backend = open_backend(self._settings)
@@ -360,6 +418,8 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
             if not from_disk:
                 self._memory_bytes = max(0, self._memory_bytes - head.size)
             self._update_gauges()
+        if self._ledger is not None and head.acks:  # kept on disk, so not lost: the stream may let it go
+            self._ledger.committed(head.acks)
 
     def _seal_aged(self) -> None:
         now = time.monotonic()
@@ -397,6 +457,11 @@ class ClickHouseSink(FixedPartitionedSink[object, None]):
     Credentials come from the settings (MARKETPRISM_CLICKHOUSE_USER/_PASSWORD) and are
     never logged. `manage_schema=False` leaves the tables to someone else (a server older
     than the DDL needs, with compatible tables made by hand). `stats` holds the counters.
+
+    With a `ledger` (the store, `flows.store`), items are `Stored` stream messages: every
+    sealed batch is written to the spill directory before it is inserted, its dedup token
+    is built from its messages' stream sequences, and the ledger learns each inserted
+    batch's sequences so that the source acknowledges them; see `connectors.jetstream_source`.
     """
 
     def __init__(
@@ -411,6 +476,7 @@ class ClickHouseSink(FixedPartitionedSink[object, None]):
         retry_cap_s: float = 10.0,
         max_refusals: int = 5,
         manage_schema: bool = True,
+        ledger: AckLedger | None = None,
     ) -> None:
         if batch_bytes < 1 or buffer_bytes < 1 or max_refusals < 1:
             raise ValueError("batch_bytes, buffer_bytes and max_refusals must be positive")
@@ -421,6 +487,7 @@ class ClickHouseSink(FixedPartitionedSink[object, None]):
             flush_timeout_s, close_timeout_s, retry_cap_s, max_refusals,
         )
         self.manage_schema = manage_schema
+        self.ledger = ledger
         self.stats = SinkStats()
 
     def list_parts(self) -> list[str]:
@@ -430,4 +497,7 @@ class ClickHouseSink(FixedPartitionedSink[object, None]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ClickHousePartition:
-        return _ClickHousePartition(self.settings, self.spill_dir, self.limits, self.stats, self.manage_schema)
+        return _ClickHousePartition(
+            settings=self.settings, spill_dir=self.spill_dir, limits=self.limits, stats=self.stats,
+            manage_schema=self.manage_schema, ledger=self.ledger,
+        )

@@ -1,7 +1,7 @@
 """Everything a MarketPrism client of NATS shares: how to connect (credentials, TLS) and
 the JetStream streams it expects, created or brought to our settings.
 
-Used by the publisher (`connectors.nats`), the store's consumer (`connectors.nats_consumer`),
+Used by the publisher (`connectors.nats`), the store's consumer (`connectors.jetstream_source`),
 the control bus and the benches, so they all log in the same way. Credentials come from
 `NatsAuth` (the environment by default) and never reach a log line, a metric or an error
 message: URLs are logged without their user info, and options are passed, never printed.

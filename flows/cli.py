@@ -1,4 +1,4 @@
-"""The `marketprism` command line: replay, import, generate, schema and demo."""
+"""The `marketprism` command line: collect, store, replay, import, generate, schema, book and demo."""
 
 from __future__ import annotations
 
@@ -84,7 +84,9 @@ def _collect(args: argparse.Namespace) -> int:
 
     from bytewax.testing import run_main
 
-    from flows.collect import build_flow, start_metrics, start_nats
+    from connectors.store_lag import StoreLagMonitor
+    from flows.collect import build_flow, start_metrics, start_nats, start_store
+    from flows.status import StatusBoard
     from schemas.settings import CollectSettings
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -115,17 +117,30 @@ def _collect(args: argparse.Namespace) -> int:
     settings = CollectSettings(**overrides)
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     metrics = start_metrics(settings)
+    store = start_store(settings, url)
+    board = StatusBoard(settings.status_interval_s)
+    lag = None
+    if store is not None and url is not None:
+        lag = StoreLagMonitor(url, on_lag=board.note_store_lag, interval_s=settings.status_interval_s).start()
     summary: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
         print(f"collecting {', '.join(settings.venues)} x {', '.join(settings.symbols)}; NATS {url}"
+              + (f"; storing through process {store.process.pid if store and store.process else '-'}" if store else "")
               + (f"; stopping after {settings.run_seconds:g} s" if settings.run_seconds else "; Ctrl-C stops"))
-        run_main(build_flow(settings, url, summary=summary))
+        run_main(build_flow(settings, url, board=board, summary=summary))
     except KeyboardInterrupt:
         print("stopped")
     finally:
         if metrics is not None:
             metrics.stop()
+        if store is not None:
+            print("storing what the streams still hold ...")
+            store.stop()
+        if lag is not None:
+            lag.stop()
+            if summary:
+                summary[0]["store"] = _final_lag(lag)
         if server is not None:
             server.stop()
         if simulator is not None:
@@ -142,6 +157,34 @@ def _status(args: argparse.Namespace) -> int:
         return run(args.urls or ["http://127.0.0.1:9108/metrics"], args.interval, args.once)
     except KeyboardInterrupt:
         return 0
+
+
+def _final_lag(monitor: Any) -> dict[str, Any]:
+    try:
+        lag = monitor.read_once()
+    except Exception as exc:  # NATS gone: say so rather than claim a figure
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"messages_behind": lag.messages, "seconds_behind": lag.seconds, "per_stream": lag.per_stream}
+
+
+def _store(args: argparse.Namespace) -> int:
+    import logging
+
+    from bytewax.testing import run_main
+
+    from flows.store import build_flow, stop_on_sigterm
+    from schemas.settings import StoreSettings
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {"nats_url": args.nats} if args.nats else {}
+    settings = StoreSettings(**overrides)
+    print(f"storing the streams of {settings.nats_url} until SIGTERM (drains first) or Ctrl-C")
+    try:
+        run_main(build_flow(settings, stop_on_sigterm()))
+    except KeyboardInterrupt:
+        print("stopped; what was not acknowledged is stored by the next start")
+    return 0
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -214,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
     collect.add_argument("-v", "--verbose", action="store_true", help="log connections, snapshots, resyncs")
     collect.set_defaults(run=_collect)
+
+    store = commands.add_parser("store", help="store the NATS streams in ClickHouse (exactly once, own process)")
+    store.add_argument("--nats", metavar="URL", help="the collector's NATS (default MARKETPRISM_NATS_URL)")
+    store.add_argument("-v", "--verbose", action="store_true", help="log consumers, batches, acks")
+    store.set_defaults(run=_store)
 
     book = commands.add_parser("book", help="rebuild a stored book at a moment (ClickHouse or embedded chDB)")
     book.add_argument("--venue", required=True)

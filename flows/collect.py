@@ -4,7 +4,10 @@ and every received message to the raw recorder.
 `python -m bytewax.run flows.collect` runs it with settings from the environment (or the
 YAML file named by MARKETPRISM_CONFIG); `marketprism collect [--sim] [--duration S]`
 runs it in this process with a live status table and a summary at the end. Without a
-NATS URL an embedded nats-server (JetStream, under `<data_dir>/nats`) is started.
+NATS URL an embedded nats-server (JetStream, under `<data_dir>/nats`) is started. With
+`clickhouse` among the sinks, storage is the store dataflow (`flows.store`) in a process
+of its own on the same NATS, started and stopped with the collector: this process never
+waits on a database, nor loads one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from bytewax.dataflow import Dataflow
 from connectors.binance import BinanceEndpoints, BinanceFeed
 from connectors.binance import connect_budget as binance_connect_budget
 from connectors.binance import weight_budget as binance_weight_budget
-from connectors.clickhouse import ClickHouseSink
 from connectors.control import ControlBus, ControlBusSink, InProcessControlBus, NatsControlBus
 from connectors.files import JsonDocumentSink
 from connectors.metrics_server import MetricsEndpoint
@@ -35,14 +37,13 @@ from flows.metrics import MetricsSink, observe_latency
 from flows.runtime import tune_garbage_collector
 from flows.features_step import feature_step
 from flows.status import StatusBoard, StatusBoardSink
+from flows.store_process import StoreProcess
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
 from operators.report import ReportBuilder
 from operators.routing import publications
 from operators.features.engine import FeatureSettings
 from operators.features.publish import feature_publication
 from operators.sync_base import SyncSettings
-from schemas.clickhouse import ClickHouseSettings
-from schemas.clickhouse_rows import table_of
 from schemas.events import BookFull, QualityEvent, ResyncRequest
 from schemas.raw import VENUES
 from schemas.settings import CollectSettings
@@ -127,13 +128,8 @@ def build_flow(
                                            interval_ms=settings.features_interval_ms, depth=settings.depth)
         featured = feature_step("features", synced, feature_settings)
 
-    if "clickhouse" in settings.sinks:
-        storage = ClickHouseSettings()
-        if "embedded_path" not in storage.model_fields_set:
-            storage = storage.model_copy(update={"embedded_path": settings.data_dir / "clickhouse"})
-        stored = op.filter("storable", op.merge("to_store", events, unkeyed_rejects), lambda e: table_of(e) is not None)
-        sink = ClickHouseSink(storage, settings.data_dir / "spill" / "clickhouse")
-        op.output("clickhouse", op.key_on("store_key", stored, lambda _: "clickhouse"), sink)
+    if "clickhouse" in settings.sinks and "nats" not in settings.sinks:
+        raise ValueError("the clickhouse sink stores what the collector publishes: it needs the nats sink too")
     if "nats" in settings.sinks:
         if nats_url is None:
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
@@ -174,6 +170,13 @@ def start_nats(settings: CollectSettings) -> tuple[str, EmbeddedNatsServer | Non
     return server.url, server
 
 
+def start_store(settings: CollectSettings, nats_url: str | None) -> StoreProcess | None:
+    """The store process when ClickHouse is among the sinks (the caller stops it)."""
+    if "clickhouse" not in settings.sinks or nats_url is None:
+        return None
+    return StoreProcess(nats_url=nats_url, data_dir=settings.data_dir).start()
+
+
 def __getattr__(name: str) -> Dataflow:
     # `python -m bytewax.run flows.collect` looks up `flow`; build it from the environment then.
     if name != "flow":
@@ -182,8 +185,11 @@ def __getattr__(name: str) -> Dataflow:
     tune_garbage_collector()
     settings = CollectSettings()
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
+    store = start_store(settings, url)
     if server is not None:
-        atexit.register(server.stop)
+        atexit.register(server.stop)  # atexit runs last-in first-out: the store drains first
+    if store is not None:
+        atexit.register(store.stop)
     metrics = start_metrics(settings)
     if metrics is not None:
         atexit.register(metrics.stop)

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from connectors.store_lag import StoreLag
 from flows.steps import StatusUpdate
 from schemas.events import BookStats, QualityEvent
 
@@ -58,6 +59,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines.extend(f"  {error}" for error in report["errors"][:20])
     if len(report["errors"]) > 20:
         lines.append(f"  ... {len(report['errors']) - 20} more in the report file")
+    store = report.get("store")
+    if store is not None:
+        lines.append(f"store: {store['error']}" if "error" in store else
+                     f"store: {store['messages_behind']} messages, {store['seconds_behind']:.1f} s behind the streams")
     return "\n".join(lines)
 
 
@@ -73,6 +78,7 @@ class StatusBoard:
         self._rates: dict[str, float] = {}
         self._last_print = 0.0
         self.quality_events = 0
+        self.store_lag: StoreLag | None = None  # read from NATS by a StoreLagMonitor, when storing
 
     def update(self, status: StatusUpdate) -> None:
         now = time.monotonic()
@@ -84,6 +90,9 @@ class StatusBoard:
         if now - self._last_print >= self.interval_s:
             self._last_print = now
             self.print_table()
+
+    def note_store_lag(self, lag: StoreLag) -> None:
+        self.store_lag = lag
 
     def note_quality(self, event: QualityEvent) -> None:
         self.quality_events += 1
@@ -101,6 +110,8 @@ class StatusBoard:
                 key, "synced" if status.synced else "syncing", f"{self._rates.get(key, 0.0):.1f}", depth,
                 _spread(stats), stats.checksums_verified, stats.checksum_failures, stats.resyncs, stats.gaps, lag,
             )))
+        if self.store_lag is not None:
+            lines.append(self.store_lag.describe())
         return "\n".join(lines)
 
     def print_table(self) -> None:

@@ -57,7 +57,7 @@ def levels_json(
 
 def book_full_dict(book: BookFull) -> dict[str, Any]:
     collected = iso_from_ns(book.recv_ns)
-    return {
+    out = {
         "event_type": "orderbook",
         "exchange_name": book.venue,
         "symbol_name": book.symbol,
@@ -79,6 +79,10 @@ def book_full_dict(book: BookFull) -> dict[str, Any]:
         "processed_at": collected,
         **({"ml_features": book.ml_features} if book.ml_features is not None else {}),
     }
+    if book.kept_bids or book.kept_asks:  # OKX: what the store needs to rebuild the book exactly
+        out["kept_bids"] = levels_json(book.kept_bids)
+        out["kept_asks"] = levels_json(book.kept_asks)
+    return out
 
 
 def book_delta_dict(delta: BookDelta) -> dict[str, Any]:

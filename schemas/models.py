@@ -48,6 +48,11 @@ class EnhancedOrderBook(BaseModel):
         "levels past the last snapshot's horizon (Binance) or books-full levels with their age_ms (OKX)",
     )
     exact_ask_levels: int | None = Field(default=None, ge=0, description="the same for asks")
+    kept_bids: list[PriceLevel] | None = Field(
+        default=None, description="OKX full books: the engine's levels past the live window, not vouched for by a "
+        "checksum; present when there are any, so that storage rebuilds the book exactly as the engine held it",
+    )
+    kept_asks: list[PriceLevel] | None = Field(default=None, description="the same for asks")
     bid_changes: list[PriceLevel] | None = Field(default=None, description="update only: the levels it changed")
     ask_changes: list[PriceLevel] | None = None
     removed_bids: list[DecimalText] | None = Field(

@@ -153,3 +153,24 @@ class CollectSettings(BaseSettings):
         if config:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
         return tuple(sources)
+
+
+class StoreSettings(BaseSettings):
+    """The store dataflow: which NATS to read, and where its batches wait (MARKETPRISM_...).
+
+    ClickHouse itself is configured by `ClickHouseSettings` (MARKETPRISM_CLICKHOUSE_...);
+    without a URL it is chDB under `<data_dir>/clickhouse`, as for the collector.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_", extra="ignore")
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="the collector's NATS")
+    data_dir: Path = Field(default=Path("data"), description="batches on their way (<data_dir>/spill/store)")
+    store_durable: str = Field(default="marketprism-store", description="prefix of the durable consumers' names")
+    store_batch_age_s: float = Field(default=1.0, gt=0, description="a batch is inserted when its first row is this old")
+    store_manage_schema: bool = Field(
+        default=True, description="false: the tables are someone else's (a server older than the DDL needs)",
+    )
+    store_ack_wait_s: float = Field(
+        default=30.0, gt=0, description="JetStream redelivers what a store took and did not ack after this long",
+    )

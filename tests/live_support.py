@@ -63,3 +63,16 @@ async def _read_streams(url: str, streams: tuple[str, ...]) -> dict[str, list[tu
 def read_streams(url: str, streams: tuple[str, ...] = ("ORDERBOOK_FULL", "ORDERBOOK_DELTA")) -> dict[str, list]:
     """Every stored message of the streams, by subject, in stream order: (subject, payload, msg id)."""
     return asyncio.run(_read_streams(url, streams))
+
+
+def store_from(nats_url: str, data_dir: Path) -> None:
+    """Run the store dataflow until it has stored everything the streams hold (ClickHouse
+    from the environment: chDB under MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH, say)."""
+    import threading
+
+    from flows.store import build_flow as build_store
+    from schemas.settings import StoreSettings
+
+    drained = threading.Event()
+    drained.set()
+    run_main(build_store(StoreSettings(nats_url=nats_url, data_dir=data_dir), drained))

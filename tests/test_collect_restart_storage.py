@@ -1,9 +1,10 @@
-"""Kill -9 the collector mid-run, start it again: every delta is stored once in ClickHouse.
+"""Kill -9 the collector mid-run (its store process dies with it), start it again: every
+delta, trade and full book in NATS is stored once in ClickHouse.
 
-What the first run had flushed (batches go out by size, or every `batch_age_s`) survives
-the kill, as one unbroken chain; what it still held in memory (at most `batch_age_s`)
-goes with the process, and the second run resyncs from a fresh snapshot. The test counts
-every stored delta per book.
+What the first run had published survives the kill, as one unbroken chain; what its NATS
+sink still held in memory goes with the process, and the second run resyncs from a fresh
+snapshot. The second run's store stores what the first one left, then everything else.
+The collector process itself never loads chDB nor pyarrow.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ import sys
 import time
 from pathlib import Path
 
+from connectors.nats_server import EmbeddedNatsServer
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
+from tests.store_support import REPO, assert_stored_exactly_once, stream_counts
 
-REPO = Path(__file__).resolve().parents[1]
+# The collect flow as `bytewax.run flows.collect` runs it, then what it loaded.
+COLLECT_AND_LIST_MODULES = """
+import sys
+from bytewax.testing import run_main
+import flows.collect
+run_main(flows.collect.flow)
+print(sorted({name.split(".")[0] for name in sys.modules} & {"chdb", "pyarrow", "polars"}))
+"""
 
 COUNT_SQL = """
 import json, sys
@@ -35,16 +45,18 @@ print(json.dumps([json.loads(str(rows))["data"], json.loads(str(chains))["data"]
 """
 
 
-def _collector(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bytewax.run", "flows.collect"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _collector(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", COLLECT_AND_LIST_MODULES], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_restart_after_kill_stores_every_flushed_delta_once(tmp_path: Path) -> None:
-    with SimulatorThread(SimSettings(seed=9, symbols=("BTC-USDT",))) as simulator:
+def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) -> None:
+    with SimulatorThread(SimSettings(seed=9, symbols=("BTC-USDT",))) as simulator, \
+            EmbeddedNatsServer(tmp_path / "nats") as server:
         env = dict(os.environ)
         env.update(
-            MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_SINKS="clickhouse", MARKETPRISM_DATA_DIR=str(tmp_path),
+            MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_SINKS="nats,clickhouse", MARKETPRISM_DATA_DIR=str(tmp_path),
+            MARKETPRISM_NATS_URL=server.url, MARKETPRISM_STORE_ACK_WAIT_S="5",
             MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"), MARKETPRISM_CLICKHOUSE_BATCH_AGE_S="1",
             MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
             MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,
@@ -60,8 +72,11 @@ def test_restart_after_kill_stores_every_flushed_delta_once(tmp_path: Path) -> N
         first.wait(timeout=30)
         killed_at = market.update_id
         second = _collector({**env, "MARKETPRISM_RUN_SECONDS": "8"})
-        _, errors = second.communicate(timeout=120)
-        assert second.returncode == 0, errors.decode()[-2000:]
+        loaded, errors = second.communicate(timeout=180)
+        assert second.returncode == 0, errors[-2000:]
+        assert loaded.strip().splitlines()[-1] == "[]", "the collector process loaded a database library"
+        assert stream_counts(server.url)["pure_delta"] > 0
+        assert_stored_exactly_once(server.url, tmp_path / "clickhouse")
 
     counted = subprocess.run([sys.executable, "-c", COUNT_SQL, str(tmp_path / "clickhouse")], cwd=REPO,
                              check=True, capture_output=True, text=True, timeout=120)

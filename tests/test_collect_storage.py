@@ -1,4 +1,4 @@
-"""Collector -> ClickHouse (embedded chDB): a book rebuilt from storage at any stored update id
+"""Collector -> NATS -> store -> ClickHouse (embedded chDB): a book rebuilt from storage at any stored update id
 is the simulator's true book at that id, on both venues."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from schemas.clickhouse_rows import DELTAS, StoredFullBook
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir
-from tests.live_support import collect_from
+from tests.live_support import collect_from, store_from
 
 DATABASE = "collect_storage"
 SECONDS = 12
@@ -32,6 +32,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.
             EmbeddedNatsServer(tmp / "nats") as server:
         summary = collect_from(simulator, server.url, tmp, SECONDS, symbols=["BTC-USDT"],
                                sinks=["nats", "clickhouse"])
+        store_from(server.url, tmp)  # the store process's dataflow, here run to the end of the streams
         yield simulator, summary, ChdbBackend(ClickHouseSettings().embedded_path)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from pathlib import Path
+
+import pytest
 
 from connectors.control import InProcessControlBus, NatsControlBus
 from connectors.nats_server import EmbeddedNatsServer

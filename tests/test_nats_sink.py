@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import subprocess
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from bytewax.testing import TestingSource, run_main
 
 from connectors.nats import REJECTED_FILE, NatsJetStreamSink, _NatsPartition
 from connectors.spill_log import decode_records
-from connectors.nats_server import EmbeddedNatsServer
+from connectors.nats_server import EmbeddedNatsServer, free_loopback_port, nats_server_binary
 from schemas.publication import Publication
 from schemas.streams import NatsAuth, StreamSettings, subject
 
@@ -269,3 +272,40 @@ def test_a_message_the_server_would_never_take_is_kept_aside(server: EmbeddedNat
     assert sink.stats.rejected == 1 and sink.stats.on_disk == 0
     kept, _ = decode_records((tmp_path / "spill" / REJECTED_FILE).read_bytes())
     assert kept == [huge]
+
+
+def test_the_sink_trusts_a_tls_server_through_its_ca_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, cert = tmp_path / "server.key", tmp_path / "server.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    port = free_loopback_port()
+    server = subprocess.Popen([str(nats_server_binary()), "-a", "127.0.0.1", "-p", str(port), "-js",
+                               "-sd", str(tmp_path / "js"), "--tls", "--tlscert", str(cert), "--tlskey", str(key)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nats-server with TLS did not start"
+                time.sleep(0.05)
+        url = f"tls://127.0.0.1:{port}"
+        monkeypatch.setenv("MARKETPRISM_NATS_TLS_CA_FILE", str(cert))
+        pubs = publications(10)
+        sink = make_sink(url, tmp_path / "spill")
+        part = open_partition(sink)
+        part.write_batch(pubs)
+        part.close()
+        assert sink.stats.acked == 10 and sink.stats.on_disk == 0
+        monkeypatch.delenv("MARKETPRISM_NATS_TLS_CA_FILE")  # without the CA the server is not trusted
+        untrusted = make_sink(url, tmp_path / "spill-untrusted", close_timeout_s=0.3)
+        part = open_partition(untrusted)
+        part.write_batch(publications(3, prefix="untrusted"))
+        part.close()
+        assert untrusted.stats.acked == 0 and untrusted.stats.on_disk == 3
+    finally:
+        server.terminate()
+        server.wait(10)

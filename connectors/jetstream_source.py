@@ -1,0 +1,321 @@
+"""Bytewax source reading the collector's JetStream streams through durable pull consumers.
+
+JetStreamSource — unit of parallelism: one partition per stream (ORDERBOOK_FULL,
+ORDERBOOK_DELTA, MARKET_TRADES, MARKET_DATA), each with its own connection and its own
+durable consumer `{durable_prefix}-{stream}`. One consumer per stream rather than one over
+all four because a JetStream consumer belongs to one stream, and because sequence numbers
+are per stream: a batch's dedup token and the detection of a lost stretch both need one
+stream's sequence. The consumer has no subject filter, so every sequence is seen and a
+jump in them is a loss, not a filter; messages whose content another subject stores
+(`orderbook.snapshot`, `orderbook.delta`) are acked at once without being emitted.
+
+Recovery snapshot: the highest stream sequence handed downstream (a plain int); the
+durable consumer's ack state on the server decides what is delivered again, the snapshot
+only gives the gap check its starting point.
+
+Delivery: at-least-once from JetStream, exactly-once into storage together with the
+ClickHouse sink: a message is acked only after the batch holding it was inserted (the
+sink reports it to the shared `AckLedger`), batches are made durable before they are
+inserted and keep their dedup token, which is built from the sequences they hold, and a
+redelivered message already in an earlier run's durable batch is not emitted again.
+When a stream discarded messages before the store read them (the store was down longer
+than the stream keeps them), the stretch is emitted as a `gap` QualityEvent naming the
+stream and the sequences, never skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from connectors.acks import AckLedger, AckTicket, Stored
+from connectors.jetstream import connect, ensure_streams, redact
+from schemas.decoding import event_from_message, stored_kind
+from schemas.events import QualityEvent
+from schemas.streams import NatsAuth, StreamSettings
+
+log = logging.getLogger(__name__)
+
+GAP_VENUE = "nats"  # quality events about a stream rather than a venue's book
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """One fetch, and the stream's first sequence then (what the gap check compares with)."""
+
+    msgs: list[Msg]
+    first_available: int
+
+
+@dataclass(slots=True)
+class ConsumerLimits:
+    fetch_batch: int = 500
+    max_ack_pending: int = 20_000  # what the store holds unacked: the stream keeps the rest
+    # Unacked messages of a killed store come back after this; one held longer (a ClickHouse
+    # outage) is redelivered too, and the copy is recognised and only replaces the reply.
+    ack_wait_s: float = 30.0
+    retry_cap_s: float = 5.0
+
+
+class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
+    def __init__(
+        self,
+        *,
+        url: str,
+        auth: NatsAuth,
+        streams: StreamSettings,
+        stream: str,
+        durable: str,
+        ledger: AckLedger,
+        limits: ConsumerLimits,
+        resume_seq: int | None,
+        drain_and_stop: threading.Event,
+    ) -> None:
+        self._url, self._auth, self._streams = url, auth, streams
+        self._stream, self._durable, self._ledger, self._limits = stream, durable, ledger, limits
+        self._last_seq = resume_seq  # highest sequence handed downstream (or acked before this run)
+        self._drain_and_stop = drain_and_stop
+        # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
+        self._in_flight: dict[int, Msg] = {}
+        self._awaiting: dict[int, AckTicket] = {}
+        self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
+        self._idle = threading.Event()  # the stream has nothing this store has not acked
+        self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
+        self._stop = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name=f"store-{stream}", daemon=True)
+        self._thread.start()
+
+    # ---- the Bytewax worker's side ----
+
+    def next_batch(self) -> list[Stored]:
+        for ticket, seqs in self._ledger.take_ready(self._stream):
+            self._ack(seqs, ticket)
+        while not self._failed_acks.empty():  # acked again when JetStream redelivers it
+            seq, ticket = self._failed_acks.get_nowait()
+            self._awaiting[seq] = ticket
+        out: list[Stored] = []
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                if not out and self._drained():
+                    raise StopIteration
+                return out
+            if isinstance(item, int):
+                self._last_seq = max(self._last_seq or 0, item)
+                continue
+            for msg in item.msgs:
+                out.extend(self._accept(msg, item.first_available))
+
+    def next_awake(self) -> datetime | None:
+        return datetime.now(timezone.utc) + timedelta(seconds=POLL_S) if self._inbox.empty() else None
+
+    def _drained(self) -> bool:
+        """Asked to stop, and everything the stream held is stored and acked."""
+        return (self._drain_and_stop.is_set() and self._idle.is_set() and self._inbox.empty()
+                and not self._in_flight and not self._awaiting)
+
+    def snapshot(self) -> int | None:
+        return self._last_seq
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _accept(self, msg: Msg, first_available: int) -> list[Stored]:
+        """What one delivered message adds downstream: nothing, itself, or a gap and itself."""
+        seq = msg.metadata.sequence.stream
+        if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
+            self._in_flight[seq] = msg
+            return []
+        ticket = self._awaiting.pop(seq, None)
+        if ticket is not None:  # its batch is inserted; this redelivery is what we can ack
+            self._confirm(msg, ticket)
+            return []
+        held = self._ledger.journaled(self._stream, seq)
+        if held:  # an earlier run already batched it durably, not inserted yet
+            self._in_flight[seq] = msg
+            return []
+        # Anything else is new to storage, even below sequences seen already: a killed store's
+        # unacked messages come back after ack_wait, behind newer ones. (A confirmed ack is
+        # never redelivered, so nothing stored comes back this way.)
+        out: list[Stored] = []
+        if self._last_seq is not None and seq > self._last_seq + 1:
+            gap = self._gap(self._last_seq + 1, seq - 1, first_available)
+            if gap is not None:
+                out.append(gap)
+        self._last_seq = max(seq, self._last_seq or 0)
+        if stored_kind(msg.subject) is None:
+            self._reply(msg)
+            return out
+        self._in_flight[seq] = msg
+        out.append(Stored(self._stream, seq, f"{self._stream}:{seq}", event_from_message(msg.subject, msg.data)))
+        return out
+
+    def _gap(self, first: int, last: int, first_available: int) -> Stored | None:
+        """Sequences skipped by the consumer were either acked already (after a restart) or
+        discarded by the stream's limits; only the latter are lost. The stream's first
+        sequence, read when the batch was fetched, tells them apart (discard is oldest first)."""
+        lost_last = min(last, first_available - 1)
+        if lost_last < first:
+            return None
+        detail = (f"stream {self._stream}: sequences {first}-{lost_last} ({lost_last - first + 1} messages) "
+                  f"were discarded by the stream before the store read them")
+        log.error("store: %s", detail)
+        event = QualityEvent(GAP_VENUE, None, "gap", detail, lost_last, time.time_ns())
+        return Stored(self._stream, None, f"gap:{self._stream}:{first}-{lost_last}", event)
+
+    def _ack(self, seqs: list[int], ticket: AckTicket) -> None:
+        for seq in seqs:
+            msg = self._in_flight.pop(seq, None)
+            if msg is None:
+                self._awaiting[seq] = ticket  # from an earlier run's batch; acked when redelivered
+            else:
+                self._confirm(msg, ticket)
+
+    def _confirm(self, msg: Msg, ticket: AckTicket) -> None:
+        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch."""
+        async def ack() -> None:
+            try:
+                await msg.ack_sync(timeout=5.0)
+            except Exception as exc:
+                seq = msg.metadata.sequence.stream
+                log.warning("store: %s ack of sequence %d failed (%s); acking its redelivery", self._stream, seq,
+                            type(exc).__name__)
+                self._failed_acks.put((seq, ticket))
+            else:
+                ticket.acked(self._stream, 1)
+
+        if not self._loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(ack(), self._loop)
+            except RuntimeError:  # closing
+                pass
+
+    def _reply(self, msg: Msg) -> None:
+        if not self._loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(msg.ack(), self._loop)
+            except RuntimeError:  # closing
+                pass
+
+    # ---- the event loop's side ----
+
+    def _run_loop(self) -> None:
+        try:
+            self._loop.run_until_complete(self._run())
+        except Exception:
+            log.exception("store: %s consumer stopped by an unexpected error", self._stream)
+        finally:
+            self._loop.close()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                nc = await connect(self._url, auth=self._auth, name=f"marketprism-store-{self._stream}")
+            except Exception as exc:
+                attempt += 1
+                log.warning("store: cannot connect to %s (%s); retry %d", redact(self._url), type(exc).__name__, attempt)
+                await asyncio.sleep(min(self._limits.retry_cap_s, 0.1 * 2**attempt))
+                continue
+            try:
+                js = nc.jetstream()
+                await ensure_streams(js, self._streams)
+                await self._consume(js)
+            except Exception as exc:
+                attempt += 1
+                log.warning("store: %s consumer lost (%s: %s); reconnecting", self._stream, type(exc).__name__, exc)
+                await asyncio.sleep(min(self._limits.retry_cap_s, 0.1 * 2**attempt))
+            finally:
+                await asyncio.sleep(0.2)  # let pending acks go out
+                await nc.close()
+            self._idle.clear()
+
+    async def _consume(self, js: JetStreamContext) -> None:
+        config = ConsumerConfig(
+            durable_name=self._durable, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self._limits.ack_wait_s, max_ack_pending=self._limits.max_ack_pending, max_deliver=-1,
+        )
+        await js.add_consumer(self._stream, config=config)
+        info = await js.consumer_info(self._stream, self._durable)
+        if info.ack_floor is not None and info.ack_floor.stream_seq:
+            self._inbox.put(info.ack_floor.stream_seq)  # the gap check starts after what was acked
+        sub = await js.pull_subscribe_bind(self._durable, self._stream)
+        log.info("store: consuming %s as %s (%d pending)", self._stream, self._durable, info.num_pending or 0)
+        while not self._stop.is_set():
+            try:
+                msgs = await sub.fetch(self._limits.fetch_batch, timeout=1.0)
+            except NatsTimeout:
+                if await self._nothing_outstanding(js):
+                    self._idle.set()
+                continue
+            self._idle.clear()
+            self._inbox.put(_Fetched(msgs, await self._first_available(js)))
+
+
+    async def _nothing_outstanding(self, js: JetStreamContext) -> bool:
+        """No message waiting, and none delivered and unacked: not even to a killed earlier
+        store, whose messages JetStream redelivers only after ack_wait."""
+        info = await js.consumer_info(self._stream, self._durable)
+        return not info.num_pending and not info.num_ack_pending
+
+    async def _first_available(self, js: JetStreamContext) -> int:
+        for attempt in range(5):
+            try:
+                return (await js.stream_info(self._stream)).state.first_seq
+            except Exception as exc:  # a busy server: ask again rather than drop the fetched batch
+                log.debug("store: stream_info %s failed (%s), attempt %d", self._stream, exc, attempt + 1)
+                await asyncio.sleep(0.2 * (attempt + 1))
+        raise ConnectionError(f"no stream info for {self._stream}")
+
+
+class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
+    """The four streams as `Stored` items, through durable consumers `{durable_prefix}-{stream}`.
+
+    `ledger` is shared with the ClickHouse sink, which reports committed batches to it;
+    `auth` defaults to the environment, as for the publisher. Once `drain_and_stop` is set,
+    each partition ends when its stream has nothing more and all it delivered is acked.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ledger: AckLedger,
+        streams: StreamSettings | None = None,
+        auth: NatsAuth | None = None,
+        durable_prefix: str = "marketprism-store",
+        limits: ConsumerLimits | None = None,
+        drain_and_stop: threading.Event | None = None,
+    ) -> None:
+        self.url = url
+        self.drain_and_stop = drain_and_stop if drain_and_stop is not None else threading.Event()
+        self.ledger = ledger
+        self.streams = streams if streams is not None else StreamSettings()
+        self.auth = auth if auth is not None else NatsAuth()
+        self.durable_prefix = durable_prefix
+        self.limits = limits if limits is not None else ConsumerLimits()
+
+    def list_parts(self) -> list[str]:
+        return list(self.streams.streams())
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _StreamPartition:
+        return _StreamPartition(
+            url=self.url, auth=self.auth, streams=self.streams, stream=for_part,
+            durable=f"{self.durable_prefix}-{for_part}", ledger=self.ledger, limits=self.limits,
+            resume_seq=resume_state, drain_and_stop=self.drain_and_stop,
+        )

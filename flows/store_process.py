@@ -1,0 +1,62 @@
+"""The store as a child process of `marketprism collect`: started on the collector's NATS,
+asked to drain and stop (SIGTERM) at the end, killed only if it does not within the timeout.
+
+If the collector dies without stopping it (kill -9), Linux kills the store with it
+(PR_SET_PDEATHSIG): a store left running would hold chDB's directory against the next
+collector's store. Killing it is safe: it stores exactly once across a kill -9."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger("marketprism")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class StoreProcess:
+    """`python -m bytewax.run flows.store` with the collector's NATS URL and data directory;
+    its log goes to `<data_dir>/store.log`."""
+
+    def __init__(self, *, nats_url: str, data_dir: Path, stop_timeout_s: float = 120.0) -> None:
+        self.nats_url = nats_url
+        self.data_dir = Path(data_dir)
+        self.stop_timeout_s = stop_timeout_s
+        self.log_path = self.data_dir / "store.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> StoreProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MARKETPRISM_NATS_URL": self.nats_url, "MARKETPRISM_DATA_DIR": str(self.data_dir)}
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bytewax.run", "flows.store"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        log.info("store process %d started (log %s)", self.process.pid, self.log_path)
+        return self
+
+    def stop(self) -> int | None:
+        """Ask it to store what the streams hold and stop; its exit code (None if killed)."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            log.error("store process %d still storing after %.0f s: killed; it resumes where it stopped",
+                      self.process.pid, self.stop_timeout_s)
+            self.process.kill()
+            self.process.wait()
+            return None

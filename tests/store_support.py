@@ -1,0 +1,139 @@
+"""Reading what the streams hold and what the store stored, for the store's tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from collections import Counter
+from pathlib import Path
+
+import nats
+
+from sim.server import SimulatorThread
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Stored subjects -> (table, columns naming one stored message). Counted without FINAL.
+STORED = {
+    "pure_delta": ("orderbook_deltas", "exchange_name, symbol_name, update_id"),
+    "full": ("orderbook_full_depth", "exchange_name, symbol_name, last_update_id, collected_at"),
+    "trade": ("trades", "exchange_name, symbol_name, trade_id"),
+}
+
+COUNT_SQL = """
+import json, sys
+from chdb import session
+s = session.Session(sys.argv[1])
+out = {}
+for kind, (table, key) in json.loads(sys.argv[3]).items():
+    rows = s.query(f"SELECT count(), uniqExact({key}) FROM {sys.argv[2]}.{table}", "JSONCompact")
+    out[kind] = json.loads(str(rows))["data"][0]
+gaps = s.query(f"SELECT detail FROM {sys.argv[2]}.quality_events WHERE kind = 'gap' AND exchange_name = 'nats'", "JSONCompact")
+out["gaps"] = [row[0] for row in json.loads(str(gaps))["data"]]
+print(json.dumps(out))
+"""
+
+
+def subject_kind(subject: str) -> str:
+    tokens = subject.split(".")
+    return tokens[1] if tokens[0] == "orderbook" else tokens[3]
+
+
+async def _stream_counts(url: str) -> Counter[str]:
+    client = await nats.connect(url)
+    counts: Counter[str] = Counter()
+    try:
+        js = client.jetstream()
+        for stream in ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA"):
+            info = await js.stream_info(stream, subjects_filter=">")
+            for subject, n in (info.state.subjects or {}).items():
+                counts[subject_kind(subject)] += n
+    finally:
+        await client.close()
+    return counts
+
+
+def stream_counts(url: str) -> Counter[str]:
+    """Messages per subject kind (`pure_delta`, `full`, `trade`, ...) in the four streams."""
+    return asyncio.run(_stream_counts(url))
+
+
+async def _acked(url: str, stream: str) -> int:
+    client = await nats.connect(url)
+    try:
+        info = await client.jetstream().consumer_info(stream, f"marketprism-store-{stream}")
+        return info.ack_floor.stream_seq
+    except nats.js.errors.NotFoundError:
+        return 0
+    finally:
+        await client.close()
+
+
+def acked(url: str, stream: str) -> int:
+    """The store's ack floor on `stream` (0 before its consumer exists)."""
+    return asyncio.run(_acked(url, stream))
+
+
+def stored_counts(chdb_path: Path, database: str = "marketprism") -> dict:
+    """Per stored subject kind: [rows, distinct messages] in ClickHouse, and the gap details;
+    read in a child process (chDB opens one data directory per process)."""
+    done = subprocess.run(
+        [sys.executable, "-c", COUNT_SQL, str(chdb_path), database, json.dumps(STORED)],
+        cwd=REPO, check=True, capture_output=True, text=True, timeout=120,
+    )
+    return json.loads(done.stdout)
+
+
+def flow_env(simulator: SimulatorThread, nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_NATS_URL=nats_url, MARKETPRISM_DATA_DIR=str(tmp_path),
+        MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"),
+        MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
+        MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url, **extra,
+    )
+    return env
+
+
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def run_flow(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m bytewax.run module` in a child process; `kill_flows` ends what a failed test left."""
+    with open(log, "ab") as out:
+        child = subprocess.Popen([sys.executable, "-m", "bytewax.run", module], cwd=REPO, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+    _STARTED.append(child)
+    return child
+
+
+def kill_flows() -> None:
+    while _STARTED:
+        child = _STARTED.pop()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def assert_stored_exactly_once(nats_url: str, chdb_path: Path) -> dict:
+    in_nats = stream_counts(nats_url)
+    stored = stored_counts(chdb_path)
+    for kind in STORED:
+        rows, distinct = stored[kind]
+        assert rows == distinct, f"{kind}: {rows - distinct} rows stored twice"
+        assert rows == in_nats[kind], f"{kind}: {in_nats[kind]} messages in NATS, {rows} rows stored"
+        assert rows > 0, kind
+    assert stored["gaps"] == []
+    return stored
