@@ -47,6 +47,7 @@ from operators.sync_base import SyncSettings
 from schemas.events import BookFull, QualityEvent, ResyncRequest
 from schemas.raw import VENUES
 from schemas.settings import CollectSettings
+from schemas.stream_sizing import stream_fits
 from schemas.streams import StreamSettings
 
 log = logging.getLogger("marketprism")
@@ -144,7 +145,9 @@ def build_flow(
             routed_features = op.flat_map("route_features", featured, lambda e: (
                 [feature_publication(e)] if not isinstance(e, BookFull) else publications(e)))
             messages = op.merge("all_messages", messages, routed_features)
-        sink = NatsJetStreamSink(nats_url, StreamSettings(), settings.data_dir / "spill" / "nats", on_write=on_publish)
+        streams = StreamSettings()
+        warn_of_small_streams(settings, streams)
+        sink = NatsJetStreamSink(nats_url, streams, settings.data_dir / "spill" / "nats", on_write=on_publish)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     return flow
 
@@ -158,6 +161,19 @@ def start_metrics(settings: CollectSettings) -> MetricsEndpoint | None:
     except OSError as exc:
         log.error("metrics endpoint %s:%d not started: %s", settings.metrics_host, settings.metrics_port, exc)
         return None
+
+
+def warn_of_small_streams(settings: CollectSettings, streams: StreamSettings) -> list[str]:
+    """Say at start-up, with the figures, which streams will not keep their max_age of data."""
+    books = len(settings.venues) * len(settings.symbols)
+    fits = stream_fits(
+        streams, books=books, depth=settings.depth,
+        full_interval_ms=settings.full_interval_ms, snapshot_interval_ms=settings.snapshot_interval_ms,
+    )
+    sentences = [fit.sentence() for fit in fits if not fit.fits]
+    for sentence in sentences:
+        log.warning(sentence)
+    return sentences
 
 
 def start_nats(settings: CollectSettings) -> tuple[str, EmbeddedNatsServer | None]:
