@@ -140,7 +140,7 @@ def test_nats_is_a_three_node_jetstream_on_files(rendered: tuple[str, list[dict]
 def test_every_stream_at_three_replicas_in_collector_and_store(rendered: tuple[str, list[dict]]) -> None:
     _, docs = rendered
     streams = list(StreamSettings().streams())
-    assert streams == ["ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA"]
+    assert streams == ["ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA", "FEATURES"]
     for kind, name in (("StatefulSet", "collector"), ("Deployment", "store")):
         env = env_of(container(one(docs, kind, name), name))
         values = {stream: env[f"MARKETPRISM_NATS_{stream}__REPLICAS"]["value"] for stream in streams}
@@ -419,7 +419,7 @@ def test_the_settings_models_read_what_the_manifests_set(
             assert auth.user == "from-secret-marketprism_nats_user"
             assert auth.password is not None and auth.password.get_secret_value() == "from-secret-marketprism_nats_password"
             assert {s: lim.replicas for s, lim in StreamSettings().streams().items()} == dict.fromkeys(
-                ["ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA"], 3)
+                ["ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA", "FEATURES"], 3)
             settings = CollectSettings()
             assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9108
             assert settings.nats_url == "nats://nats:4222"
