@@ -24,6 +24,7 @@ def test_bytewax_run_collects_into_nats(tmp_path: Path) -> None:
         env.update(
             MARKETPRISM_CONFIG=str(config),
             MARKETPRISM_RUN_SECONDS="6",
+            MARKETPRISM_SINKS="nats,recorder",  # storage (its own process) is tested on its own
             MARKETPRISM_NATS_URL=server.url,
             MARKETPRISM_DATA_DIR=str(tmp_path / "data"),
             MARKETPRISM_BINANCE_REST_URL=simulator.binance_url,
