@@ -144,8 +144,9 @@ def main() -> None:
             MARKETPRISM_RUN_SECONDS=str(args.minutes * 60), MARKETPRISM_METRICS_PORT="0",
             # Streams big enough to keep the whole run: at x10 the defaults evict the first
             # quality events (they share MARKET_DATA with the tickers) long before the end.
-            **{f"MARKETPRISM_NATS_{stream}__{limit}": value for stream in ("ORDERBOOK_DELTA", "MARKET_DATA")
-               for limit, value in (("MAX_BYTES", str(16 * 2**30)), ("MAX_MSGS", "200000000"),
+            # (Their sum must stay inside what the server may reserve for JetStream.)
+            **{f"MARKETPRISM_NATS_{stream}__{limit}": value for stream, size in (("ORDERBOOK_DELTA", 6), ("MARKET_DATA", 4))
+               for limit, value in (("MAX_BYTES", str(size * 2**30)), ("MAX_MSGS", "200000000"),
                                     ("MAX_AGE_S", str(int(args.minutes * 60 + 3600))))},
             MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
             MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,
