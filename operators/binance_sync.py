@@ -30,7 +30,7 @@ def _horizon(levels: LevelChanges, limit: int | None) -> float | None:
     """The deepest known key of a snapshot side, or None when the side is complete."""
     if not levels.keys or (limit is not None and len(levels) < limit):
         return None
-    return max(levels.keys)
+    return min(levels.keys)
 
 
 class BinanceBookSync(SyncMachine):

@@ -118,7 +118,7 @@ def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
     if max(map(len, prices)) > _ALWAYS_EXACT_LENGTH and _most_significant_digits(prices) > _MAX_SIGNIFICANT:
         raise _explain(raw, side)
     wires = [entry if size else None for entry, size in zip(raw, sizes)]
-    return LevelChanges([-value for value in values] if bids else values, wires)
+    return LevelChanges(values if bids else [-value for value in values], wires)
 
 
 def check_price_quantity(price: object, quantity: object, what: str) -> None:
