@@ -11,7 +11,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.book_sync import BookSync
 from operators.report import ReportBuilder
-from operators.decode import decode, decode_typed_keyed
+from operators.decode import decode, decode_typed_chunk_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.events import BookStats, QualityEvent
@@ -61,8 +61,7 @@ def decode_chunk_step(chunk: list[RawEvent | RecordingDefect]) -> list[tuple[str
     chunks; a live flow keeps `decode_step`, so no message waits for others."""
     out: list[tuple[str, tuple[str, object]]] = []
     books: dict[str, list[object]] = {}
-    for item in chunk:
-        typed = decode_typed_keyed(item) if type(item) is RawEvent else None
+    for item, typed in zip(chunk, decode_typed_chunk_keyed(chunk)):  # type: ignore[arg-type]
         if typed is not None:
             key, msg = typed
             if key in books:
