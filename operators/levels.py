@@ -27,6 +27,8 @@ _DECIMAL = re.compile(_DECIMAL_PATTERN).fullmatch
 # A side joined as "p|q;p|q|x|n;...": plain decimals separated by "|" (fields) and ";"
 # (levels). It proves every field a plain decimal once no field holds a separator itself.
 _JOINED_DECIMALS = re.compile(rf"{_DECIMAL_PATTERN}(?:[|;]{_DECIMAL_PATTERN})*+").fullmatch
+# Fields joined by "|": plain decimals, once no field holds a "|" itself.
+_FIELDS = re.compile(rf"{_DECIMAL_PATTERN}(?:\|{_DECIMAL_PATTERN})*+").fullmatch
 # IEEE-754 doubles keep distinct every decimal of up to 15 significant digits in the normal
 # range, so such a price can be a level's float key. A text of at most 15 characters has
 # at most 15 digits; longer texts are counted.
@@ -137,15 +139,14 @@ def parse_sides(sides: list[Any], bids: list[bool]) -> list[LevelChanges] | None
     if not levels:
         return [LevelChanges([], []) for _ in sides]
     try:
-        if set(map(type, levels)) != _ONLY_LISTS or min(map(len, levels)) < 2:
+        if set(map(type, levels)) != _ONLY_LISTS:
             return None
-        joined = ";".join(map(_FIELD_JOIN, levels))
-        widest = max(map(len, levels))
-        if (
-            not _JOINED_DECIMALS(joined)
-            or widest > 4
-            or (widest > 2 and joined.count("|") + joined.count(";") != sum(map(len, levels)) - 1)
-        ):
+        widths = list(map(len, levels))
+        if min(widths) < 2 or max(widths) > 4:
+            return None
+        # Every field joined by "|": the count of separators proves no field holds one.
+        joined = "|".join(chain.from_iterable(levels))
+        if not _FIELDS(joined) or joined.count("|") != sum(widths) - 1:
             return None
         prices = list(map(_PRICE, levels))
         values = list(map(float, prices))
