@@ -115,7 +115,7 @@ def _tickers(raws: list[RawEvent], payloads: list[Payload], normalized: Callable
     update_ids, bids, bid_sizes, asks, ask_sizes, times = map(list, zip(*map(_TICKER_FIELDS, payloads)))
     if UnsetType in set(map(type, update_ids)) | set(map(type, bid_sizes)) | set(map(type, ask_sizes)):
         return None  # no event type, yet not a ticker
-    if not (all_pairs_pass(bids, bid_sizes) and all_pairs_pass(asks, ask_sizes)):
+    if not all_pairs_pass(bids + asks, bid_sizes + ask_sizes):  # both pairs of every ticker at once
         return None
     recv_ns = list(map(_RECV_NS, raws))
     try:

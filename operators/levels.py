@@ -185,19 +185,17 @@ def check_price_quantity(price: object, quantity: object, what: str) -> None:
         raise BadMessage(f"{what}: price {price!r:.40} or quantity {quantity!r:.40} is invalid")
 
 
-# Pairs joined as "p|q;p|q;...": as with `_JOINED_DECIMALS`, no field can hold a separator.
-_PAIRS = re.compile(rf"{_DECIMAL_PATTERN}\|{_DECIMAL_PATTERN}(?:;{_DECIMAL_PATTERN}\|{_DECIMAL_PATTERN})*+").fullmatch
-
-
 def all_pairs_pass(prices: list[object], quantities: list[object]) -> bool:
     """True when every (price, quantity) pair passes `check_price_quantity`, checked as
-    columns (a chunk's trades or tickers): the pairs joined and matched once, the prices
-    converted by one `map(float)`. On False the caller checks the pairs one by one."""
+    columns (a chunk's trades or tickers, of equal lengths): every text joined and matched
+    once, the prices converted by one `map(float)`. On False the caller checks the pairs
+    one by one."""
     if not prices:
         return True
     if set(map(type, prices)) != _ONLY_STR or set(map(type, quantities)) != _ONLY_STR:
         return False
-    if not _PAIRS(";".join(map(_FIELD_JOIN, zip(prices, quantities)))):
+    joined = "|".join(chain(prices, quantities))
+    if not _FIELDS(joined) or joined.count("|") != 2 * len(prices) - 1:
         return False
     values = list(map(float, prices))
     return min(values) > 0.0 and max(values) < math.inf
