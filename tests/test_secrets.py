@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -21,23 +20,10 @@ from schemas.streams import NatsAuth
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.live_support import collect_from
+from tests.tls_support import certificates
 
 USER, PASSWORD = "marketprism", "pw-Zq8!never-logged"
 CLICKHOUSE_PASSWORD = "ch-Kx3!never-logged"
-
-
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 it signed (openssl, written here)."""
-    ca_key, ca, key, csr, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
-    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
-        "-subj", "/CN=marketprism test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
-    extensions = directory / "san.ext"
-    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
-        "-days", "1", "-extfile", str(extensions))
-    return ca, cert, key
 
 
 def _free_port() -> int:
@@ -61,7 +47,7 @@ async def _stored_subjects(url: str, auth: NatsAuth) -> dict[str, int]:
 
 @pytest.fixture
 def tls_nats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     for name in ("TOKEN", "CREDS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"):
         monkeypatch.delenv(f"MARKETPRISM_NATS_{name}", raising=False)
     monkeypatch.setenv("MARKETPRISM_NATS_USER", USER)
