@@ -397,7 +397,8 @@ class ClickHouseSettings(BaseSettings):
     scheme; the server's certificate is verified, against `tls_ca_file` when set.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_CLICKHOUSE_", extra="ignore")
+    # pydantic quotes the input in a validation error; the input holds the password.
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_CLICKHOUSE_", extra="ignore", hide_input_in_errors=True)
 
     url: str | None = Field(default=None, description="clickhouse://host:port, clickhouses:// for TLS; None: embedded chDB")
     user: str = "default"

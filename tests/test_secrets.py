@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import urllib.request
 from pathlib import Path
 
 import nats.errors
 import pytest
+from pydantic import ValidationError
 
 from connectors.jetstream import connect
 from connectors.metrics_server import MetricsEndpoint
 from connectors.nats_server import EmbeddedNatsServer
 from schemas.clickhouse import ClickHouseSettings
+from schemas.settings import CollectSettings
 from schemas.streams import NatsAuth
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
@@ -93,3 +96,24 @@ def test_a_refused_login_says_so_without_the_password(tls_nats: EmbeddedNatsServ
     with pytest.raises(Exception) as untrusted:
         asyncio.run(connect(tls_nats.url, auth=plain, name="test", allow_reconnect=False, max_reconnect_attempts=0))
     assert PASSWORD not in str(untrusted.value)
+
+
+@pytest.mark.parametrize(("model", "env", "says"), [
+    (NatsAuth, {"MARKETPRISM_NATS_PASSWORD": PASSWORD}, "go together"),
+    (ClickHouseSettings, {"MARKETPRISM_CLICKHOUSE_PASSWORD": CLICKHOUSE_PASSWORD,
+                          "MARKETPRISM_CLICKHOUSE_PASSWORD_FILE": "/run/secrets/clickhouse"}, "not both"),
+    (CollectSettings, {"MARKETPRISM_NATS_URL": f"nats://{USER}:{PASSWORD}@127.0.0.1:4222",
+                       "MARKETPRISM_OKX_WS_URL": "wss://127.0.0.1/not-public"}, "does not end in /public"),
+])
+def test_a_settings_error_says_what_is_wrong_without_quoting_a_secret(
+    model: type, env: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pydantic quotes a model's whole input in the errors of its model validators by default.
+    for name in [k for k in os.environ if k.startswith("MARKETPRISM_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=says) as refused:
+        model()
+    for secret in (PASSWORD, CLICKHOUSE_PASSWORD):
+        assert secret not in str(refused.value) and secret not in repr(refused.value)
