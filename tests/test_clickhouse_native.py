@@ -185,6 +185,9 @@ def test_a_wrong_password_or_an_untrusted_certificate_is_refused_without_showing
     with pytest.raises(NetworkError) as untrusted:
         open_backend(untrusted_settings)
     assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+    unchecked = open_backend(untrusted_settings.model_copy(update={"tls_verify": False}))  # what the check refused
+    assert unchecked.query("SELECT 1") == [(1,)]
+    unchecked.close()
     # The sink's retry loop logs each refusal in a line: never with the password.
     sink = ClickHouseSink(refused_settings, tmp_path / "spill", retry_cap_s=0.2, close_timeout_s=1, manage_schema=False)
     partition = sink.build_part("clickhouse", "clickhouse", None)
