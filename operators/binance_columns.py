@@ -40,7 +40,8 @@ _ONLY_INT = {int}
 # Frames of these kinds are built as columns; any other event goes one frame at a time.
 _COLUMNS = frozenset({"trade", "depthUpdate"})
 
-Builder = Callable[[list[RawEvent], list[Payload], Callable[[str], str]], "list[Decoded] | None"]
+# How a column is checked and built: its frames, as received and as read -> answers, or None.
+Builder = Callable[[list[RawEvent], list[Payload], Callable[[str], str]], list[Decoded] | None]
 
 
 def decode_typed_chunk(
