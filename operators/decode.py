@@ -36,7 +36,7 @@ def decode(raw: RawEvent) -> list[Keyed] | Ignored:
 def decode_typed_chunk_keyed(items: list[object]) -> list[tuple[str, object] | None]:
     """The typed path's answer for each item of a replay chunk (RawEvents and defects), with
     its book key, or None: then `decode` has the answer. The common Binance frames of a
-    replay's millions in a few calls, their trades and tickers checked column by column."""
+    replay's millions in a few calls, their tickers, trades and diffs checked column by column."""
     binance = [
         at for at, item in enumerate(items)
         if type(item) is RawEvent and item.venue in _BINANCE_VENUES and len(item.data) <= MAX_FRAME_BYTES
