@@ -30,7 +30,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -60,6 +60,18 @@ class _Fetched:
 
 
 @dataclass(slots=True)
+class SourceStats:
+    """Per stream: stretches found discarded before the store read them, and their messages."""
+
+    gaps: dict[str, int] = field(default_factory=dict)
+    lost_messages: dict[str, int] = field(default_factory=dict)
+
+    def gap(self, stream: str, messages: int) -> None:
+        self.gaps[stream] = self.gaps.get(stream, 0) + 1
+        self.lost_messages[stream] = self.lost_messages.get(stream, 0) + messages
+
+
+@dataclass(slots=True)
 class ConsumerLimits:
     fetch_batch: int = 500
     max_ack_pending: int = 20_000  # what the store holds unacked: the stream keeps the rest
@@ -82,8 +94,10 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         limits: ConsumerLimits,
         resume_seq: int | None,
         drain_and_stop: threading.Event,
+        stats: SourceStats,
     ) -> None:
         self._url, self._auth, self._streams = url, auth, streams
+        self._stats = stats
         self._stream, self._durable, self._ledger, self._limits = stream, durable, ledger, limits
         self._last_seq = resume_seq  # highest sequence handed downstream (or acked before this run)
         self._drain_and_stop = drain_and_stop
@@ -175,6 +189,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         detail = (f"stream {self._stream}: sequences {first}-{lost_last} ({lost_last - first + 1} messages) "
                   f"were discarded by the stream before the store read them")
         log.error("store: %s", detail)
+        self._stats.gap(self._stream, lost_last - first + 1)
         event = QualityEvent(GAP_VENUE, None, "gap", detail, lost_last, time.time_ns())
         return Stored(self._stream, None, f"gap:{self._stream}:{first}-{lost_last}", event)
 
@@ -289,6 +304,7 @@ class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
     `ledger` is shared with the ClickHouse sink, which reports committed batches to it;
     `auth` defaults to the environment, as for the publisher. Once `drain_and_stop` is set,
     each partition ends when its stream has nothing more and all it delivered is acked.
+    `stats` counts the lost stretches marked as gaps.
     """
 
     def __init__(
@@ -309,6 +325,7 @@ class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
         self.auth = auth if auth is not None else NatsAuth()
         self.durable_prefix = durable_prefix
         self.limits = limits if limits is not None else ConsumerLimits()
+        self.stats = SourceStats()
 
     def list_parts(self) -> list[str]:
         return list(self.streams.streams())
@@ -317,5 +334,5 @@ class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
         return _StreamPartition(
             url=self.url, auth=self.auth, streams=self.streams, stream=for_part,
             durable=f"{self.durable_prefix}-{for_part}", ledger=self.ledger, limits=self.limits,
-            resume_seq=resume_state, drain_and_stop=self.drain_and_stop,
+            resume_seq=resume_state, drain_and_stop=self.drain_and_stop, stats=self.stats,
         )

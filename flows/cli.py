@@ -172,18 +172,24 @@ def _store(args: argparse.Namespace) -> int:
 
     from bytewax.testing import run_main
 
+    from connectors.jetstream import redact
     from flows.store import build_flow, stop_on_sigterm
+    from flows.store_metrics import start_store_metrics
     from schemas.settings import StoreSettings
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"nats_url": args.nats} if args.nats else {}
     settings = StoreSettings(**overrides)
-    print(f"storing the streams of {settings.nats_url} until SIGTERM (drains first) or Ctrl-C")
+    print(f"storing the streams of {redact(settings.nats_url)} until SIGTERM (drains first) or Ctrl-C")
+    metrics = start_store_metrics(settings)
     try:
         run_main(build_flow(settings, stop_on_sigterm()))
     except KeyboardInterrupt:
         print("stopped; what was not acknowledged is stored by the next start")
+    finally:
+        if metrics is not None:
+            metrics.stop()
     return 0
 
 

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from connectors.jetstream import connect, ensure_streams
 from connectors.nats_server import EmbeddedNatsServer
 from operators.routing import publications
 from schemas.clickhouse_rows import to_batches
 from schemas.decoding import event_from_message
-from schemas.events import Trade
-from schemas.streams import NatsAuth, StreamSettings
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir, recording, replay
 from tests.live_support import store_from
 from tests.store_support import (
-    acked, assert_stored_exactly_once, flow_env, kill_flows, run_flow, stream_counts, wait_for,
+    acked, assert_stored_exactly_once, flow_env, kill_flows, publish, run_flow, scrape_text, stream_counts, trades,
+    wait_for,
 )
 
 
@@ -44,21 +42,6 @@ def test_every_stored_subject_reads_back_as_the_rows_of_its_event() -> None:
     assert to_batches(decoded) == _without_ns_digits(to_batches(events))
 
 
-def _trades(first: int, n: int) -> list:
-    return [Trade("binance", "BTC-USDT", str(i), "100.5", "0.1", "buy", 1_764_583_200_000 + i,
-                  1_764_583_200_000_000_000 + i * 1000) for i in range(first, first + n)]
-
-
-async def _publish(url: str, events: list, streams: StreamSettings) -> None:
-    client = await connect(url, auth=NatsAuth(), name="test")
-    js = client.jetstream()
-    await ensure_streams(js, streams)
-    for event in events:
-        for pub in publications(event):
-            await js.publish(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id})
-    await client.close()
-
-
 def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_gap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,12 +49,12 @@ def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_
     monkeypatch.setenv("MARKETPRISM_NATS_MARKET_TRADES__MAX_MSGS", "50")  # the store applies the same limits
     monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH", str(chdb_dir()))
     monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_DATABASE", database)
-    streams = StreamSettings()
     with EmbeddedNatsServer(tmp_path / "nats") as server:
-        asyncio.run(_publish(server.url, _trades(1, 30), streams))
+        publish(server.url, trades(1, 30))
         store_from(server.url, tmp_path)
-        asyncio.run(_publish(server.url, _trades(31, 100), streams))  # the stream keeps sequences 81-130
+        publish(server.url, trades(31, 100))  # the stream keeps sequences 81-130
         store_from(server.url, tmp_path)
+    figures = _store_figures()  # the second run's
     from connectors.clickhouse_backend import ChdbBackend
 
     backend = ChdbBackend(chdb_dir())
@@ -82,6 +65,22 @@ def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_
         backend.close()
     assert ids == list(range(1, 31)) + list(range(81, 131))
     assert len(gaps) == 1 and "MARKET_TRADES" in gaps[0][0] and "sequences 31-80 (50 messages)" in gaps[0][0]
+    # What the second run served as metrics is what it stored: 50 trades, one gap of 50.
+    assert figures['marketprism_store_stored_messages_total{stream="MARKET_TRADES",table="trades"}'] == len(ids) - 30
+    assert figures['marketprism_store_gaps_total{stream="MARKET_TRADES"}'] == len(gaps)
+    assert figures['marketprism_store_lost_messages_total{stream="MARKET_TRADES"}'] == 80 - 30
+    assert figures['marketprism_store_inserted_rows_total{table="quality_events"}'] == len(gaps)
+    assert figures["marketprism_store_spill_batches"] == 0 and figures["marketprism_store_clickhouse_up"] == 1
+
+
+def _store_figures() -> dict[str, float]:
+    """The store metrics of this process (the last store flow built here), as `name{labels}` -> value."""
+    from connectors.store_metrics import STORE_METRICS
+
+    registry = CollectorRegistry()
+    registry.register(STORE_METRICS)
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")}
 
 
 def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tmp_path: Path) -> None:
@@ -99,8 +98,10 @@ def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tm
         published = stream_counts(server.url)["pure_delta"]
         wait_for(lambda: stream_counts(server.url)["pure_delta"] > published + 150, "the collector to go on")
         assert collector.poll() is None, "the collector must still run when the store comes back"
-        store = run_flow("flows.store", store_env, tmp_path / "store.log")
+        store = run_flow("flows.store", store_env, tmp_path / "store.log")  # on the killed one's metrics port
         wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > killed_at, "the restarted store to store")
+        metrics = f"http://127.0.0.1:{store_env['MARKETPRISM_STORE_METRICS_PORT']}/metrics"
+        wait_for(lambda: "marketprism_store_stored_messages_total" in scrape_text(metrics), "its metrics endpoint")
         assert collector.wait(120) == 0, (tmp_path / "collector.log").read_text()[-3000:]
         store.send_signal(signal.SIGTERM)  # store what the streams hold, then stop
         assert store.wait(120) == 0, (tmp_path / "store.log").read_text()[-3000:]
