@@ -30,6 +30,7 @@ from connectors.metrics_server import MetricsEndpoint
 from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink, WriteObserver
 from connectors.nats_server import EmbeddedNatsServer
+from connectors.publisher_metrics import PUBLISHER_METRICS
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
@@ -148,6 +149,7 @@ def build_flow(
         streams = StreamSettings()
         warn_of_small_streams(settings, streams)
         sink = NatsJetStreamSink(nats_url, streams, settings.data_dir / "spill" / "nats", on_write=on_publish)
+        PUBLISHER_METRICS.watch(sink.stats)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
     return flow
 
