@@ -56,12 +56,6 @@ class StoreLag:
     def per_stream(self) -> dict[str, int]:
         return {name: lag.messages for name, lag in self.streams.items()}
 
-    def describe(self) -> str:
-        if not self.messages:
-            return "store: up to date (0 messages behind)"
-        streams = ", ".join(f"{name} {n}" for name, n in self.per_stream.items() if n)
-        return f"store: {self.messages} messages, {self.seconds:.1f} s behind ({streams})"
-
 
 def _age_s(stamp: object, now: float) -> float:
     if isinstance(stamp, datetime):
@@ -96,6 +90,19 @@ async def read_lag(js: JetStreamContext, streams: StreamSettings, durable_prefix
     return StoreLag(lags)
 
 
+def read_store_lag(url: str, *, auth: NatsAuth | None = None, durable_prefix: str = "marketprism-store") -> StoreLag:
+    """The lag now, read on a connection of its own (the collector's final summary reads it so)."""
+    return asyncio.run(_read_store_lag(url, auth if auth is not None else NatsAuth(), durable_prefix))
+
+
+async def _read_store_lag(url: str, auth: NatsAuth, durable_prefix: str) -> StoreLag:
+    nc = await connect(url, auth=auth, name="marketprism-store-lag")
+    try:
+        return await read_lag(nc.jetstream(), StreamSettings(), durable_prefix)
+    finally:
+        await nc.close()
+
+
 class StoreLagMonitor:
     """Reads the store's lag every `interval_s` in a daemon thread and hands it to `on_lag`;
     `stop` returns at once (the wait between readings is the stop signal's)."""
@@ -112,7 +119,6 @@ class StoreLagMonitor:
         self._url, self._on_lag, self._interval_s = url, on_lag, interval_s
         self._auth = auth if auth is not None else NatsAuth()
         self._durable_prefix = durable_prefix
-        self._streams = StreamSettings()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="store-lag", daemon=True)
 
@@ -125,21 +131,10 @@ class StoreLagMonitor:
         if self._thread.is_alive():
             self._thread.join(CONNECT_TIMEOUT_S + 5)
 
-    def read_once(self) -> StoreLag:
-        """The lag now, read on a connection of its own (for the final summary)."""
-        return asyncio.run(self._read_once())
-
-    async def _read_once(self) -> StoreLag:
-        nc = await connect(self._url, auth=self._auth, name="marketprism-store-lag")
-        try:
-            return await read_lag(nc.jetstream(), self._streams, self._durable_prefix)
-        finally:
-            await nc.close()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._on_lag(self.read_once())
+                self._on_lag(read_store_lag(self._url, auth=self._auth, durable_prefix=self._durable_prefix))
             except Exception as exc:
                 log.debug("store lag from %s unavailable: %s: %s", redact(self._url), type(exc).__name__, exc)
             self._stop.wait(self._interval_s)

@@ -37,7 +37,7 @@ from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
 from flows.runtime import tune_garbage_collector
 from flows.features_step import feature_step
-from flows.status import StatusBoard, StatusBoardSink
+from flows.status import StatusBoard, StatusBoardSink, store_metrics_url
 from flows.store_process import StoreProcess
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
 from operators.report import ReportBuilder
@@ -114,7 +114,7 @@ def build_flow(
     op.output("metrics", statuses, MetricsSink(settings.depth))
 
     unkeyed = op.map("unkeyed", routed.falses, lambda kv: kv[1][1])
-    watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, (StatusUpdate, QualityEvent))), unkeyed)
+    watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, QualityEvent)), unkeyed)
     op.output("status_board", watched, StatusBoardSink(board))
 
     finals = op.filter("finals", events, lambda e: type(e) is tuple)
@@ -211,4 +211,5 @@ def __getattr__(name: str) -> Dataflow:
     metrics = start_metrics(settings)
     if metrics is not None:
         atexit.register(metrics.stop)
-    return build_flow(settings, url)
+    board = StatusBoard(settings.status_interval_s, store_url=store_metrics_url() if store is not None else None)
+    return build_flow(settings, url, board=board)

@@ -13,6 +13,7 @@ run and a real store process.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import os
@@ -31,6 +32,8 @@ import yaml
 from connectors.metrics_server import MetricsEndpoint
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.spill import SUFFIX
+from flows.status import StatusBoard
+from flows.status_view import STORE_BEHIND_S, StatusView, parse
 from flows.store_metrics import start_store_metrics
 from schemas.settings import StoreSettings
 from sim.server import SimulatorThread
@@ -76,19 +79,29 @@ def _used_metrics() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def scraped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+def scraped(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, str]:
+    """What the collector served after a run, its summary, and what its board wrote (not a terminal)."""
     tmp = tmp_path_factory.mktemp("metrics")
     os.environ["MARKETPRISM_NATS_PASSWORD_PROBE"] = SECRET  # present in the environment, never to be shown
     endpoint = MetricsEndpoint("127.0.0.1", free_port()).start()
+    written = io.StringIO()
     try:
         with SimulatorThread(SimSettings(seed=3)) as simulator, EmbeddedNatsServer(tmp / "nats") as server:
-            summary = collect_from(simulator, server.url, tmp, 10)
+            summary = collect_from(simulator, server.url, tmp, 10, board=StatusBoard(1.0, out=written))
         with urllib.request.urlopen(endpoint.url, timeout=10) as response:
             text = response.read().decode()
     finally:
         endpoint.stop()
         del os.environ["MARKETPRISM_NATS_PASSWORD_PROBE"]
-    return text, summary
+    return text, summary, written.getvalue()
+
+
+def test_the_board_off_a_terminal_writes_a_plain_line_per_interval(scraped) -> None:
+    _, summary, written = scraped
+    lines = written.splitlines()
+    assert len(lines) >= 5 and "\x1b" not in written  # 10 s at 1 s: no redraws, no colours
+    assert lines[-1].split("; ")[1] == f"books {len(summary['books'])}/{len(summary['books'])} in sync"
+    assert "NATS spill 0 messages (0 B)" in lines[-1]
 
 
 def _samples(text: str, name: str) -> dict[str, float]:
@@ -127,6 +140,13 @@ async def _consumer(url: str, stream: str) -> dict[str, int]:
 TRADES = 200
 
 
+def _held(text: str) -> bool:
+    """The store took every trade, cannot store them, and has been behind long enough to show it."""
+    lag = _samples(text, "marketprism_store_lag_seconds").get('{stream="MARKET_TRADES"}', 0.0)
+    return (f'marketprism_store_unacked_messages{{stream="MARKET_TRADES"}} {float(TRADES)}' in text
+            and "marketprism_store_clickhouse_up 0.0" in text and lag > STORE_BEHIND_S)
+
+
 @pytest.fixture(scope="module")
 def store_scraped(tmp_path_factory: pytest.TempPathFactory) -> StoreRun:
     tmp = tmp_path_factory.mktemp("store-metrics")
@@ -146,8 +166,7 @@ def store_scraped(tmp_path_factory: pytest.TempPathFactory) -> StoreRun:
         run_flow("flows.store", env, tmp / "store.log")
         url = f"http://127.0.0.1:{port}/metrics"
         try:
-            wait_for(lambda: f'marketprism_store_unacked_messages{{stream="MARKET_TRADES"}} {float(TRADES)}' in scrape_text(url)
-                     and "marketprism_store_clickhouse_up 0.0" in scrape_text(url), "the store to hold the trades unstored")
+            wait_for(lambda: _held(scrape_text(url)), f"the store to hold the trades unstored over {STORE_BEHIND_S} s")
             text, scraped_at = scrape_text(url), time.time()
             consumer = asyncio.run(_consumer(server.url, "MARKET_TRADES"))
             files = list((tmp / "store" / "spill" / "store").glob(f"*{SUFFIX}"))
@@ -175,6 +194,15 @@ def test_the_store_serves_its_lag_and_spill_as_jetstream_and_the_disk_say(store_
     assert SECRET not in run.text and SECRET not in run.log
 
 
+def test_the_status_view_marks_the_store_behind_and_clickhouse_down(store_scraped: StoreRun) -> None:
+    lines = StatusView().lines([parse(store_scraped.text)], store_scraped.scraped_at)
+    trades_row = next(line for line in lines if "MARKET_TRADES" in line)
+    assert trades_row.startswith("\x1b[31;1mMARKET_TRADES ")  # red: more than STORE_BEHIND_S behind
+    assert next(line for line in lines if "ORDERBOOK_DELTA" in line).startswith("ORDERBOOK_DELTA ")
+    spill = next(line for line in lines if "store spill" in line)
+    assert spill.startswith("\x1b[31;1m") and "ClickHouse DOWN" in spill
+
+
 def _scalar(text: str, name: str) -> float:
     return next(float(line.split()[1]) for line in text.splitlines() if line.split(" ")[0] == name)
 
@@ -200,7 +228,7 @@ def test_every_metric_an_alert_or_panel_uses_is_served(scraped, store_scraped: S
 
 
 def test_the_served_figures_are_the_books(scraped) -> None:
-    text, summary = scraped
+    text, summary, _ = scraped
     synced = _samples(text, "marketprism_book_synced")
     assert synced == {
         '{symbol="BTC-USDT",venue="binance"}': 1.0, '{symbol="ETH-USDT",venue="binance"}': 1.0,
@@ -223,5 +251,5 @@ def test_the_served_figures_are_the_books(scraped) -> None:
 
 
 def test_no_secret_is_served(scraped) -> None:
-    text, _ = scraped
+    text = scraped[0]
     assert SECRET not in text
