@@ -17,7 +17,8 @@ Delivery: at-least-once from JetStream, exactly-once into storage together with 
 ClickHouse sink: a message is acked only after the batch holding it was inserted (the
 sink reports it to the shared `AckLedger`), batches are made durable before they are
 inserted and keep their dedup token, which is built from the sequences they hold, and a
-redelivered message already in an earlier run's durable batch is not emitted again.
+redelivered message already in an earlier run's durable batch is not emitted again, nor is
+a copy JetStream sent again (ack_wait passed) before the ack of the first one reached it.
 When a stream discarded messages before the store read them (the store was down longer
 than the stream keeps them), the stretch is emitted as a `gap` QualityEvent naming the
 stream and the sequences, never skipped silently.
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 
 GAP_VENUE = "nats"  # quality events about a stream rather than a venue's book
 POLL_S = 0.05
+CONFIRMED_MEMORY_S = 60.0  # at least: how long copies of an acked message may still arrive
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,10 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
         self._in_flight: dict[int, Msg] = {}
         self._awaiting: dict[int, AckTicket] = {}
+        # worker thread only: acked in this run -> when. JetStream may have sent a copy again
+        # (ack_wait passed while the batch was on its way) before the ack reached it.
+        self._confirmed: dict[int, float] = {}
+        self._confirmed_for_s = max(CONFIRMED_MEMORY_S, 10 * limits.ack_wait_s)
         self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
         self._idle = threading.Event()  # the stream has nothing this store has not acked
         self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
@@ -120,6 +126,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         while not self._failed_acks.empty():  # acked again when JetStream redelivers it
             seq, ticket = self._failed_acks.get_nowait()
             self._awaiting[seq] = ticket
+        self._forget_confirmed()
         out: list[Stored] = []
         while True:
             try:
@@ -159,13 +166,15 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if ticket is not None:  # its batch is inserted; this redelivery is what we can ack
             self._confirm(msg, ticket)
             return []
+        if seq in self._confirmed:  # stored and acked: a copy sent before the ack arrived
+            return []
         held = self._ledger.journaled(self._stream, seq)
         if held:  # an earlier run already batched it durably, not inserted yet
             self._in_flight[seq] = msg
             return []
         # Anything else is new to storage, even below sequences seen already: a killed store's
-        # unacked messages come back after ack_wait, behind newer ones. (A confirmed ack is
-        # never redelivered, so nothing stored comes back this way.)
+        # unacked messages come back after ack_wait, behind newer ones. (Once an ack is
+        # confirmed JetStream sends no more copies; those sent before are in _confirmed.)
         out: list[Stored] = []
         if self._last_seq is not None and seq > self._last_seq + 1:
             gap = self._gap(self._last_seq + 1, seq - 1, first_available)
@@ -201,8 +210,19 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             else:
                 self._confirm(msg, ticket)
 
+    def _forget_confirmed(self) -> None:
+        """Copies of an acked message come within moments; forget acks older than that."""
+        horizon = time.monotonic() - self._confirmed_for_s
+        while self._confirmed:
+            seq, at = next(iter(self._confirmed.items()))
+            if at > horizon:
+                return
+            del self._confirmed[seq]
+
     def _confirm(self, msg: Msg, ticket: AckTicket) -> None:
-        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch."""
+        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch.
+        A copy arriving meanwhile is dropped: if this ack fails, the message is awaited again."""
+        self._confirmed[msg.metadata.sequence.stream] = time.monotonic()
         async def ack() -> None:
             try:
                 await msg.ack_sync(timeout=5.0)
