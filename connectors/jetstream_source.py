@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 GAP_VENUE = "nats"  # quality events about a stream rather than a venue's book
 POLL_S = 0.05
+REDELIVERY_MARGIN_S = 5.0  # fetch and hand-over time on top of ack_wait
 CONFIRMED_MEMORY_S = 60.0  # at least: how long copies of an acked message may still arrive
 
 
@@ -105,14 +106,17 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         self._drain_and_stop = drain_and_stop
         # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
         self._in_flight: dict[int, Msg] = {}
-        self._awaiting: dict[int, AckTicket] = {}
+        # sequence -> its ticket and since when; oldest first
+        self._awaiting: dict[int, tuple[AckTicket, float]] = {}
+        self._ack_floor = 0  # every sequence up to it is acked on the server
+        self._consuming_since: float | None = None  # this connection's consumer is bound
         # worker thread only: acked in this run -> when. JetStream may have sent a copy again
         # (ack_wait passed while the batch was on its way) before the ack reached it.
         self._confirmed: dict[int, float] = {}
         self._confirmed_for_s = max(CONFIRMED_MEMORY_S, 10 * limits.ack_wait_s)
         self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
         self._idle = threading.Event()  # the stream has nothing this store has not acked
-        self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
+        self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor when bound
         self._stop = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name=f"store-{stream}", daemon=True)
@@ -125,8 +129,9 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             self._ack(seqs, ticket)
         while not self._failed_acks.empty():  # acked again when JetStream redelivers it
             seq, ticket = self._failed_acks.get_nowait()
-            self._awaiting[seq] = ticket
+            self._await(seq, ticket)
         self._forget_confirmed()
+        self._settle_awaiting()
         out: list[Stored] = []
         while True:
             try:
@@ -136,7 +141,12 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                     raise StopIteration
                 return out
             if isinstance(item, int):
-                self._last_seq = max(self._last_seq or 0, item)
+                self._consuming_since = time.monotonic()
+                if item > self._ack_floor:
+                    self._ack_floor = item
+                    self._settle_awaiting(below_floor=True)
+                if item:
+                    self._last_seq = max(self._last_seq or 0, item)
                 continue
             for msg in item.msgs:
                 out.extend(self._accept(msg, item.first_available))
@@ -162,13 +172,14 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
             self._in_flight[seq] = msg
             return []
-        ticket = self._awaiting.pop(seq, None)
-        if ticket is not None:  # its batch is inserted; this redelivery is what we can ack
-            self._confirm(msg, ticket)
-            return []
-        if seq in self._confirmed:  # stored and acked: a copy sent before the ack arrived
+        awaited = self._awaiting.pop(seq, None)
+        if awaited is not None:  # its batch is inserted; this redelivery is what we can ack
+            self._confirm(msg, awaited[0])
             return []
         held = self._ledger.journaled(self._stream, seq)
+        if seq in self._confirmed or held is False:  # stored: a copy sent before our ack reached JetStream
+            self._reply(msg)
+            return []
         if held:  # an earlier run already batched it durably, not inserted yet
             self._in_flight[seq] = msg
             return []
@@ -205,10 +216,41 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
     def _ack(self, seqs: list[int], ticket: AckTicket) -> None:
         for seq in seqs:
             msg = self._in_flight.pop(seq, None)
-            if msg is None:
-                self._awaiting[seq] = ticket  # from an earlier run's batch; acked when redelivered
+            if msg is None:  # from an earlier run's batch; acked when redelivered
+                self._await(seq, ticket)
             else:
                 self._confirm(msg, ticket)
+
+    def _await(self, seq: int, ticket: AckTicket) -> None:
+        if seq <= self._ack_floor:  # acked already (a run killed before it forgot the batch)
+            ticket.acked(self._stream, 1)
+            return
+        self._awaiting.pop(seq, None)
+        self._awaiting[seq] = (ticket, time.monotonic())
+
+    def _settle_awaiting(self, *, below_floor: bool = False) -> None:
+        """Stop waiting for redeliveries that will never come: a run killed after JetStream
+        confirmed a batch's acks and before it forgot the batch leaves it on disk, and an ack
+        may land although its confirmation was lost. Up to the ack floor the server says so;
+        above it, a sequence not redelivered within twice ack_wait of binding the consumer
+        was acked (JetStream sends every unacked message again after ack_wait)."""
+        settled = 0
+        if below_floor:
+            for seq in [seq for seq in self._awaiting if seq <= self._ack_floor]:
+                self._awaiting.pop(seq)[0].acked(self._stream, 1)
+                settled += 1
+        if self._consuming_since is not None:
+            horizon = time.monotonic() - (2 * self._limits.ack_wait_s + REDELIVERY_MARGIN_S)
+            while self._awaiting:
+                seq, (ticket, since) = next(iter(self._awaiting.items()))
+                if max(since, self._consuming_since) > horizon:
+                    break
+                del self._awaiting[seq]
+                ticket.acked(self._stream, 1)
+                settled += 1
+        if settled:
+            log.info("store: %s: %d messages of stored batches were acked already; not waiting for them",
+                     self._stream, settled)
 
     def _forget_confirmed(self) -> None:
         """Copies of an acked message come within moments; forget acks older than that."""
@@ -221,7 +263,8 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
     def _confirm(self, msg: Msg, ticket: AckTicket) -> None:
         """Ack and wait for JetStream to confirm it: only then may the sink forget the batch.
-        A copy arriving meanwhile is dropped: if this ack fails, the message is awaited again."""
+        A copy arriving meanwhile is acked and dropped; if this ack fails, the message is
+        awaited again."""
         self._confirmed[msg.metadata.sequence.stream] = time.monotonic()
         async def ack() -> None:
             try:
@@ -287,8 +330,8 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         )
         await js.add_consumer(self._stream, config=config)
         info = await js.consumer_info(self._stream, self._durable)
-        if info.ack_floor is not None and info.ack_floor.stream_seq:
-            self._inbox.put(info.ack_floor.stream_seq)  # the gap check starts after what was acked
+        # Bound: what was acked is settled, and the gap check starts after it.
+        self._inbox.put(info.ack_floor.stream_seq if info.ack_floor is not None else 0)
         sub = await js.pull_subscribe_bind(self._durable, self._stream)
         log.info("store: consuming %s as %s (%d pending)", self._stream, self._durable, info.num_pending or 0)
         while not self._stop.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from connectors.nats_server import EmbeddedNatsServer
+from connectors.spill import SUFFIX
 from operators.routing import publications
 from schemas.clickhouse_rows import to_batches
 from schemas.decoding import event_from_message
@@ -17,7 +19,7 @@ from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir, recording, replay
 from tests.live_support import store_from
 from tests.store_support import (
-    acked, assert_stored_exactly_once, flow_env, kill_flows, publish, run_flow, scrape_text, stream_counts, trades,
+    acked, assert_stored_exactly_once, flow_env, free_port, kill_flows, publish, run_flow, scrape_text, stream_counts, trades,
     wait_for,
 )
 
@@ -93,6 +95,43 @@ def test_a_store_slower_than_ack_wait_stores_each_message_once(tmp_path: Path, m
         backend.close()
     assert (rows, distinct) == (600, 600)
     assert _store_figures()['marketprism_store_stored_messages_total{stream="MARKET_TRADES",table="trades"}'] == 600
+
+
+@pytest.mark.timeout(150)  # the fault it guards against is a store waiting forever
+def test_a_batch_left_on_disk_after_its_acks_does_not_hold_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store killed after JetStream confirmed a batch's acks and before it deleted the batch
+    # file: the next store inserts it again (a no-op) and must not wait for redeliveries that
+    # never come. Made here by putting back the files of a first store, killed while ClickHouse
+    # was away, once a second store has stored and acked them.
+    database = "store_acked_batches"
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH", str(chdb_dir()))
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_DATABASE", database)
+    monkeypatch.setenv("MARKETPRISM_STORE_ACK_WAIT_S", "1")
+    spill = tmp_path / "spill" / "store"
+    with EmbeddedNatsServer(tmp_path / "nats") as server:
+        publish(server.url, trades(1, 50))
+        env = {**os.environ, "MARKETPRISM_NATS_URL": server.url, "MARKETPRISM_DATA_DIR": str(tmp_path),
+               "MARKETPRISM_STORE_METRICS_PORT": "0", "MARKETPRISM_CLICKHOUSE_URL": f"clickhouse://127.0.0.1:{free_port()}"}
+        run_flow("flows.store", env, tmp_path / "store.log")
+        wait_for(lambda: len(list(spill.glob(f"*{SUFFIX}"))) >= 1, "the first store to hold its batch on disk")
+        kill_flows()
+        left = {path.name: path.read_bytes() for path in spill.glob(f"*{SUFFIX}")}
+        publish(server.url, trades(51, 10))  # (the sink starts with the first message it is handed)
+        store_from(server.url, tmp_path)  # stores them and acks them
+        assert not list(spill.glob(f"*{SUFFIX}")) and acked(server.url, "MARKET_TRADES") == 60
+        for name, data in left.items():
+            (spill / name).write_bytes(data)
+        publish(server.url, trades(61, 10))
+        store_from(server.url, tmp_path)  # must insert them again and end, not wait for their redelivery
+        assert not list(spill.glob(f"*{SUFFIX}")) and acked(server.url, "MARKET_TRADES") == 70
+    from connectors.clickhouse_backend import ChdbBackend
+
+    backend = ChdbBackend(chdb_dir())
+    try:
+        (rows, distinct), = backend.query(f"SELECT count(), uniqExact(trade_id) FROM {database}.trades")
+    finally:
+        backend.close()
+    assert (rows, distinct) == (70, 70)
 
 
 def _store_figures() -> dict[str, float]:
