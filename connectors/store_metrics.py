@@ -98,7 +98,9 @@ def _source_families(source: SourceStats) -> Iterator[Metric]:
 
 def _sink_families(sink: SinkStats) -> Iterator[Metric]:
     stored = CounterMetricFamily(
-        "marketprism_store_stored_messages", "Stream messages in batches committed to ClickHouse", labels=["stream", "table"]
+        "marketprism_store_stored_messages",
+        "Stream messages in batches committed to ClickHouse (a batch inserted again after a restart counts again)",
+        labels=["stream", "table"],
     )
     for (stream, table), n in sorted(dict(sink.stored_messages).items()):
         stored.add_metric([stream, table], n)
@@ -117,7 +119,8 @@ def _sink_families(sink: SinkStats) -> Iterator[Metric]:
     )
     rejected.add_metric([], sink.rejected)
     spill_batches = GaugeMetricFamily(
-        "marketprism_store_spill_batches", "Batches on disk in spill/store: written before their insert, kept while ClickHouse is away"
+        "marketprism_store_spill_batches",
+        "Batches on disk in spill/store: written before their insert, kept while ClickHouse is away",
     )
     spill_batches.add_metric([], sink.on_disk)
     spill_bytes = GaugeMetricFamily("marketprism_store_spill_bytes", "Bytes of those batches")
