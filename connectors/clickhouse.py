@@ -86,6 +86,10 @@ class SinkStats:
     on_disk: int = 0  # sealed batches waiting in the spill directory
     on_disk_bytes: int = 0
     inserted_by_table: dict[str, int] = field(default_factory=dict)
+    batches_by_table: dict[str, int] = field(default_factory=dict)
+    # The store's stream messages in committed batches, per (stream, table).
+    stored_messages: dict[tuple[str, str], int] = field(default_factory=dict)
+    connected: bool | None = None  # the last connect or insert worked; None before the first
 
 
 @dataclass(slots=True)
@@ -380,6 +384,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         with self._cond:
             waiting = len(self._queue)
             self._down = False
+            self.stats.connected = True
             self._cond.notify_all()
         log.info("ClickHouse sink: connected to %s, %d batches waiting", backend.where, waiting)
         return backend
@@ -387,6 +392,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
     def _set_down(self, exc: BaseException, attempt: int) -> None:
         with self._cond:
             self._down = True
+            self.stats.connected = False
             self._spill_memory()
             self._update_gauges()
             on_disk = self._queue.disk_count
@@ -405,6 +411,10 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
             self.stats.inserted_batches += 1
             self.stats.inserted_rows += head.rows
             self.stats.inserted_by_table[head.table] = self.stats.inserted_by_table.get(head.table, 0) + head.rows
+            self.stats.batches_by_table[head.table] = self.stats.batches_by_table.get(head.table, 0) + 1
+            for stream, seqs in head.acks.items():
+                key = (stream, head.table)
+                self.stats.stored_messages[key] = self.stats.stored_messages.get(key, 0) + len(seqs)
             self._update_gauges()
             self._cond.notify_all()
 

@@ -17,7 +17,8 @@ Delivery: at-least-once from JetStream, exactly-once into storage together with 
 ClickHouse sink: a message is acked only after the batch holding it was inserted (the
 sink reports it to the shared `AckLedger`), batches are made durable before they are
 inserted and keep their dedup token, which is built from the sequences they hold, and a
-redelivered message already in an earlier run's durable batch is not emitted again.
+redelivered message already in an earlier run's durable batch is not emitted again, nor is
+a copy JetStream sent again (ack_wait passed) before the ack of the first one reached it.
 When a stream discarded messages before the store read them (the store was down longer
 than the stream keeps them), the stretch is emitted as a `gap` QualityEvent naming the
 stream and the sequences, never skipped silently.
@@ -30,7 +31,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 
 GAP_VENUE = "nats"  # quality events about a stream rather than a venue's book
 POLL_S = 0.05
+REDELIVERY_MARGIN_S = 5.0  # fetch and hand-over time on top of ack_wait
+CONFIRMED_MEMORY_S = 60.0  # at least: how long copies of an acked message may still arrive
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,18 @@ class _Fetched:
 
     msgs: list[Msg]
     first_available: int
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """Per stream: stretches found discarded before the store read them, and their messages."""
+
+    gaps: dict[str, int] = field(default_factory=dict)
+    lost_messages: dict[str, int] = field(default_factory=dict)
+
+    def gap(self, stream: str, messages: int) -> None:
+        self.gaps[stream] = self.gaps.get(stream, 0) + 1
+        self.lost_messages[stream] = self.lost_messages.get(stream, 0) + messages
 
 
 @dataclass(slots=True)
@@ -82,17 +97,26 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         limits: ConsumerLimits,
         resume_seq: int | None,
         drain_and_stop: threading.Event,
+        stats: SourceStats,
     ) -> None:
         self._url, self._auth, self._streams = url, auth, streams
+        self._stats = stats
         self._stream, self._durable, self._ledger, self._limits = stream, durable, ledger, limits
         self._last_seq = resume_seq  # highest sequence handed downstream (or acked before this run)
         self._drain_and_stop = drain_and_stop
         # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
         self._in_flight: dict[int, Msg] = {}
-        self._awaiting: dict[int, AckTicket] = {}
+        # sequence -> its ticket and since when; oldest first
+        self._awaiting: dict[int, tuple[AckTicket, float]] = {}
+        self._ack_floor = 0  # every sequence up to it is acked on the server
+        self._consuming_since: float | None = None  # this connection's consumer is bound
+        # worker thread only: acked in this run -> when. JetStream may have sent a copy again
+        # (ack_wait passed while the batch was on its way) before the ack reached it.
+        self._confirmed: dict[int, float] = {}
+        self._confirmed_for_s = max(CONFIRMED_MEMORY_S, 10 * limits.ack_wait_s)
         self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
         self._idle = threading.Event()  # the stream has nothing this store has not acked
-        self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
+        self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor when bound
         self._stop = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name=f"store-{stream}", daemon=True)
@@ -105,7 +129,9 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             self._ack(seqs, ticket)
         while not self._failed_acks.empty():  # acked again when JetStream redelivers it
             seq, ticket = self._failed_acks.get_nowait()
-            self._awaiting[seq] = ticket
+            self._await(seq, ticket)
+        self._forget_confirmed()
+        self._settle_awaiting()
         out: list[Stored] = []
         while True:
             try:
@@ -116,7 +142,12 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                     raise StopIteration
                 return out
             if isinstance(item, int):
-                self._last_seq = max(self._last_seq or 0, item)
+                self._consuming_since = time.monotonic()
+                if item > self._ack_floor:
+                    self._ack_floor = item
+                    self._settle_awaiting(below_floor=True)
+                if item:
+                    self._last_seq = max(self._last_seq or 0, item)
                 continue
             for msg in item.msgs:
                 out.extend(self._accept(msg, item.first_available))
@@ -142,17 +173,20 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
             self._in_flight[seq] = msg
             return []
-        ticket = self._awaiting.pop(seq, None)
-        if ticket is not None:  # its batch is inserted; this redelivery is what we can ack
-            self._confirm(msg, ticket)
+        awaited = self._awaiting.pop(seq, None)
+        if awaited is not None:  # its batch is inserted; this redelivery is what we can ack
+            self._confirm(msg, awaited[0])
             return []
         held = self._ledger.journaled(self._stream, seq)
+        if seq in self._confirmed or held is False:  # stored: a copy sent before our ack reached JetStream
+            self._reply(msg)
+            return []
         if held:  # an earlier run already batched it durably, not inserted yet
             self._in_flight[seq] = msg
             return []
         # Anything else is new to storage, even below sequences seen already: a killed store's
-        # unacked messages come back after ack_wait, behind newer ones. (A confirmed ack is
-        # never redelivered, so nothing stored comes back this way.)
+        # unacked messages come back after ack_wait, behind newer ones. (Once an ack is
+        # confirmed JetStream sends no more copies; those sent before are in _confirmed.)
         out: list[Stored] = []
         if self._last_seq is not None and seq > self._last_seq + 1:
             gap = self._gap(self._last_seq + 1, seq - 1, first_available)
@@ -176,19 +210,63 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         detail = (f"stream {self._stream}: sequences {first}-{lost_last} ({lost_last - first + 1} messages) "
                   f"were discarded by the stream before the store read them")
         log.error("store: %s", detail)
+        self._stats.gap(self._stream, lost_last - first + 1)
         event = QualityEvent(GAP_VENUE, None, "gap", detail, lost_last, time.time_ns())
         return Stored(self._stream, None, f"gap:{self._stream}:{first}-{lost_last}", event)
 
     def _ack(self, seqs: list[int], ticket: AckTicket) -> None:
         for seq in seqs:
             msg = self._in_flight.pop(seq, None)
-            if msg is None:
-                self._awaiting[seq] = ticket  # from an earlier run's batch; acked when redelivered
+            if msg is None:  # from an earlier run's batch; acked when redelivered
+                self._await(seq, ticket)
             else:
                 self._confirm(msg, ticket)
 
+    def _await(self, seq: int, ticket: AckTicket) -> None:
+        if seq <= self._ack_floor:  # acked already (a run killed before it forgot the batch)
+            ticket.acked(self._stream, 1)
+            return
+        self._awaiting.pop(seq, None)
+        self._awaiting[seq] = (ticket, time.monotonic())
+
+    def _settle_awaiting(self, *, below_floor: bool = False) -> None:
+        """Stop waiting for redeliveries that will never come: a run killed after JetStream
+        confirmed a batch's acks and before it forgot the batch leaves it on disk, and an ack
+        may land although its confirmation was lost. Up to the ack floor the server says so;
+        above it, a sequence not redelivered within twice ack_wait of binding the consumer
+        was acked (JetStream sends every unacked message again after ack_wait)."""
+        settled = 0
+        if below_floor:
+            for seq in [seq for seq in self._awaiting if seq <= self._ack_floor]:
+                self._awaiting.pop(seq)[0].acked(self._stream, 1)
+                settled += 1
+        if self._consuming_since is not None:
+            horizon = time.monotonic() - (2 * self._limits.ack_wait_s + REDELIVERY_MARGIN_S)
+            while self._awaiting:
+                seq, (ticket, since) = next(iter(self._awaiting.items()))
+                if max(since, self._consuming_since) > horizon:
+                    break
+                del self._awaiting[seq]
+                ticket.acked(self._stream, 1)
+                settled += 1
+        if settled:
+            log.info("store: %s: %d messages of stored batches were acked already; not waiting for them",
+                     self._stream, settled)
+
+    def _forget_confirmed(self) -> None:
+        """Copies of an acked message come within moments; forget acks older than that."""
+        horizon = time.monotonic() - self._confirmed_for_s
+        while self._confirmed:
+            seq, at = next(iter(self._confirmed.items()))
+            if at > horizon:
+                return
+            del self._confirmed[seq]
+
     def _confirm(self, msg: Msg, ticket: AckTicket) -> None:
-        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch."""
+        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch.
+        A copy arriving meanwhile is acked and dropped; if this ack fails, the message is
+        awaited again."""
+        self._confirmed[msg.metadata.sequence.stream] = time.monotonic()
         async def ack() -> None:
             try:
                 await msg.ack_sync(timeout=5.0)
@@ -253,8 +331,8 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         )
         await js.add_consumer(self._stream, config=config)
         info = await js.consumer_info(self._stream, self._durable)
-        if info.ack_floor is not None and info.ack_floor.stream_seq:
-            self._inbox.put(info.ack_floor.stream_seq)  # the gap check starts after what was acked
+        # Bound: what was acked is settled, and the gap check starts after it.
+        self._inbox.put(info.ack_floor.stream_seq if info.ack_floor is not None else 0)
         sub = await js.pull_subscribe_bind(self._durable, self._stream)
         log.info("store: consuming %s as %s (%d pending)", self._stream, self._durable, info.num_pending or 0)
         while not self._stop.is_set():
@@ -290,6 +368,7 @@ class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
     `ledger` is shared with the ClickHouse sink, which reports committed batches to it;
     `auth` defaults to the environment, as for the publisher. Once `drain_and_stop` is set,
     each partition ends when its stream has nothing more and all it delivered is acked.
+    `stats` counts the lost stretches marked as gaps.
     """
 
     def __init__(
@@ -310,6 +389,7 @@ class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
         self.auth = auth if auth is not None else NatsAuth()
         self.durable_prefix = durable_prefix
         self.limits = limits if limits is not None else ConsumerLimits()
+        self.stats = SourceStats()
 
     def list_parts(self) -> list[str]:
         return list(self.streams.streams())
@@ -318,5 +398,5 @@ class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
         return _StreamPartition(
             url=self.url, auth=self.auth, streams=self.streams, stream=for_part,
             durable=f"{self.durable_prefix}-{for_part}", ledger=self.ledger, limits=self.limits,
-            resume_seq=resume_state, drain_and_stop=self.drain_and_stop,
+            resume_seq=resume_state, drain_and_stop=self.drain_and_stop, stats=self.stats,
         )

@@ -16,6 +16,10 @@ from flows.replay import run_replay
 from flows.status import format_report
 from schemas.models import json_schemas
 
+# The collector's and the store's default endpoints (MARKETPRISM_METRICS_PORT, _STORE_METRICS_PORT).
+DEFAULT_STATUS_URLS = ("http://127.0.0.1:9108/metrics", "http://127.0.0.1:9109/metrics")
+
+
 def _replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = run_replay(
@@ -84,9 +88,8 @@ def _collect(args: argparse.Namespace) -> int:
 
     from bytewax.testing import run_main
 
-    from connectors.store_lag import StoreLagMonitor
     from flows.collect import build_flow, start_metrics, start_nats, start_store
-    from flows.status import StatusBoard
+    from flows.status import StatusBoard, store_metrics_url
     from schemas.settings import CollectSettings
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -118,10 +121,7 @@ def _collect(args: argparse.Namespace) -> int:
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     metrics = start_metrics(settings)
     store = start_store(settings, url)
-    board = StatusBoard(settings.status_interval_s)
-    lag = None
-    if store is not None and url is not None:
-        lag = StoreLagMonitor(url, on_lag=board.note_store_lag, interval_s=settings.status_interval_s).start()
+    board = StatusBoard(settings.status_interval_s, store_url=store_metrics_url() if store is not None else None)
     summary: list[dict[str, Any]] = []
     started = time.monotonic()
     try:
@@ -137,10 +137,8 @@ def _collect(args: argparse.Namespace) -> int:
         if store is not None:
             print("storing what the streams still hold ...")
             store.stop()
-        if lag is not None:
-            lag.stop()
-            if summary:
-                summary[0]["store"] = _final_lag(lag)
+        if store is not None and url is not None and summary:
+            summary[0]["store"] = _final_lag(url)
         if server is not None:
             server.stop()
         if simulator is not None:
@@ -154,14 +152,16 @@ def _status(args: argparse.Namespace) -> int:
     from flows.status_view import run
 
     try:
-        return run(args.urls or ["http://127.0.0.1:9108/metrics"], args.interval, args.once)
+        return run(args.urls or DEFAULT_STATUS_URLS, args.interval, args.once)
     except KeyboardInterrupt:
         return 0
 
 
-def _final_lag(monitor: Any) -> dict[str, Any]:
+def _final_lag(nats_url: str) -> dict[str, Any]:
+    from connectors.store_lag import read_store_lag
+
     try:
-        lag = monitor.read_once()
+        lag = read_store_lag(nats_url)
     except Exception as exc:  # NATS gone: say so rather than claim a figure
         return {"error": f"{type(exc).__name__}: {exc}"}
     return {"messages_behind": lag.messages, "seconds_behind": lag.seconds, "per_stream": lag.per_stream}
@@ -172,18 +172,24 @@ def _store(args: argparse.Namespace) -> int:
 
     from bytewax.testing import run_main
 
+    from connectors.jetstream import redact
     from flows.store import build_flow, stop_on_sigterm
+    from flows.store_metrics import start_store_metrics
     from schemas.settings import StoreSettings
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"nats_url": args.nats} if args.nats else {}
     settings = StoreSettings(**overrides)
-    print(f"storing the streams of {settings.nats_url} until SIGTERM (drains first) or Ctrl-C")
+    print(f"storing the streams of {redact(settings.nats_url)} until SIGTERM (drains first) or Ctrl-C")
+    metrics = start_store_metrics(settings)
     try:
         run_main(build_flow(settings, stop_on_sigterm()))
     except KeyboardInterrupt:
         print("stopped; what was not acknowledged is stored by the next start")
+    finally:
+        if metrics is not None:
+            metrics.stop()
     return 0
 
 
@@ -272,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="a live view of running collectors and stores (their /metrics)")
     status.add_argument(
-        "--url", action="append", dest="urls", help="a metrics endpoint (repeatable; default http://127.0.0.1:9108/metrics)"
+        "--url", action="append", dest="urls",
+        help="a metrics endpoint (repeatable; default the collector's and the store's: " + " ".join(DEFAULT_STATUS_URLS) + ")",
     )
     status.add_argument("--interval", type=float, default=1.0, help="seconds between redraws")
     status.add_argument("--once", action="store_true", help="print one frame and exit (non-zero if an endpoint is down)")

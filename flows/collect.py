@@ -31,13 +31,14 @@ from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink, WriteObserver
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.off_worker_sink import OffWorkerSink
+from connectors.publisher_metrics import PUBLISHER_METRICS
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
 from flows.runtime import favour_the_worker
 from flows.features_step import feature_step
-from flows.status import StatusBoard, StatusBoardSink
+from flows.status import StatusBoard, StatusBoardSink, store_metrics_url
 from flows.store_process import StoreProcess
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_off_worker, decode_step, report_fold
 from operators.report import ReportBuilder
@@ -115,7 +116,7 @@ def build_flow(
     op.output("metrics", statuses, MetricsSink(settings.depth))
 
     unkeyed = op.map("unkeyed", routed.falses, lambda kv: kv[1][1])
-    watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, (StatusUpdate, QualityEvent))), unkeyed)
+    watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, QualityEvent)), unkeyed)
     op.output("status_board", watched, StatusBoardSink(board))
 
     finals = op.filter("finals", events, lambda e: type(e) is tuple)
@@ -151,8 +152,9 @@ def build_flow(
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
         # Full books (5000 levels a side) are encoded on a thread of their own and published
         # on a connection of their own: the deltas behind them never wait for the encoding.
-        full_sink = OffWorkerSink(NatsJetStreamSink(nats_url, streams, spill / "nats-full", on_write=on_publish),
-                                  publications)
+        full_nats = NatsJetStreamSink(nats_url, streams, spill / "nats-full", on_write=on_publish)
+        full_sink = OffWorkerSink(full_nats, publications)
+        PUBLISHER_METRICS.watch(sink.stats, full_nats.stats)
         op.output("nats_full", op.key_on("full_by_book", full_books, lambda b: f"{b.venue}:{b.symbol}"), full_sink)
     return flow
 
@@ -214,4 +216,5 @@ def __getattr__(name: str) -> Dataflow:
     metrics = start_metrics(settings)
     if metrics is not None:
         atexit.register(metrics.stop)
-    return build_flow(settings, url)
+    board = StatusBoard(settings.status_interval_s, store_url=store_metrics_url() if store is not None else None)
+    return build_flow(settings, url, board=board)

@@ -1,38 +1,40 @@
-"""What a person watching the collector sees: a live table per book, and the final summary.
+"""What a person watching the collector sees: the live view of `marketprism status`, and
+the final summary.
 
-StatusBoardSink — unit of parallelism: one partition (the board is one table); nothing
-to snapshot; delivery: at-most-once (status is advisory, the counters are cumulative).
+StatusBoardSink — unit of parallelism: a partition per worker, all feeding one board;
+nothing to snapshot; delivery: at-most-once (the events are advisory, the view reads the
+process's cumulative metrics).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
+from collections import deque
 from typing import Any, TextIO
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-from connectors.store_lag import StoreLag
-from flows.steps import StatusUpdate
-from schemas.events import BookStats, QualityEvent
+from flows.status_view import Scrape, StatusView, draw, parse, scrape
+from schemas.events import QualityEvent
+from schemas.settings import StoreSettings
 
 log = logging.getLogger("marketprism")
 
-_COLUMNS = (
-    ("book", 22), ("state", 8), ("upd/s", 7), ("depth", 11), ("spread", 12), ("cks ok", 7), ("cks bad", 7),
-    ("resyncs", 7), ("gaps", 5), ("lag ms", 7),
-)
+RECENT_EVENTS = 5
 
 
-def _row(cells: tuple[object, ...]) -> str:
-    return " ".join(str(cell).ljust(width) for cell, (_, width) in zip(cells, _COLUMNS))
-
-
-def _spread(stats: BookStats) -> str:
-    if stats.best_bid is None or stats.best_ask is None:
-        return "-"
-    return f"{float(stats.best_ask) - float(stats.best_bid):.8g}"
+def store_metrics_url() -> str | None:
+    """Where the store that `collect` starts serves its metrics (it reads the same
+    environment), or None when its endpoint is off."""
+    settings = StoreSettings()
+    if settings.store_metrics_port == 0:
+        return None
+    host = "127.0.0.1" if settings.store_metrics_host in ("0.0.0.0", "::", "") else settings.store_metrics_host
+    return f"http://{host}:{settings.store_metrics_port}/metrics"
 
 
 _REPORT_COLUMNS = (
@@ -66,72 +68,102 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
 class StatusBoard:
-    """Keeps the latest counters per book and prints the table every `interval_s`."""
+    """The collector's live view during `collect`: the frames of `marketprism status`, drawn
+    from this process's own metrics (and the store's endpoint, when `store_url` is given)
+    every `interval_s` on a thread of its own, so the dataflow never waits on it. On a
+    terminal the frame is redrawn in place, with the latest quality events under it;
+    anywhere else (a log, a pipe) a plain line per interval. Quality events are logged."""
 
-    def __init__(self, interval_s: float = 2.0, out: TextIO = sys.stdout) -> None:
+    def __init__(
+        self,
+        interval_s: float = 2.0,
+        out: TextIO = sys.stdout,
+        *,
+        store_url: str | None = None,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
         self.interval_s = interval_s
         self.out = out
-        self.latest: dict[str, StatusUpdate] = {}
-        self._previous: dict[str, tuple[float, int]] = {}
-        self._rates: dict[str, float] = {}
-        self._last_print = 0.0
-        self.quality_events = 0
-        self.store_lag: StoreLag | None = None  # read from NATS by a StoreLagMonitor, when storing
+        self.store_url = store_url
+        self._registry = registry
+        self._view = StatusView("MarketPrism collect")
+        self._events: deque[str] = deque(maxlen=RECENT_EVENTS)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def update(self, status: StatusUpdate) -> None:
-        now = time.monotonic()
-        before = self._previous.get(status.key)
-        if before is not None and now > before[0]:
-            self._rates[status.key] = (status.stats.updates_applied - before[1]) / (now - before[0])
-        self._previous[status.key] = (now, status.stats.updates_applied)
-        self.latest[status.key] = status
-        if now - self._last_print >= self.interval_s:
-            self._last_print = now
-            self.print_table()
+    def start(self) -> None:
+        """Start drawing (once, however many workers build the board's sink)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="status-board", daemon=True)
+                self._thread.start()
 
-    def note_store_lag(self, lag: StoreLag) -> None:
-        self.store_lag = lag
+    def stop(self) -> None:
+        """Stop drawing, after a last frame."""
+        self._stop.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(self.interval_s + 5)
 
     def note_quality(self, event: QualityEvent) -> None:
-        self.quality_events += 1
         level = logging.INFO if event.kind == "in_sync" else logging.WARNING  # coming back is good news
         log.log(level, "%s:%s %s: %s", event.venue, event.symbol, event.kind, event.detail)
+        stamp = time.strftime("%H:%M:%S", time.gmtime(event.recv_ns / 1e9))
+        with self._lock:
+            self._events.append(f"{stamp} {event.venue}:{event.symbol} {event.kind}: {event.detail}")
 
-    def table(self) -> str:
-        lines = [_row(tuple(name for name, _ in _COLUMNS))]
-        for key in sorted(self.latest):
-            status = self.latest[key]
-            stats = status.stats
-            lag = "-" if stats.last_recv_ns is None else f"{(status.at_ns - stats.last_recv_ns) / 1e6:.0f}"
-            depth = f"{stats.bid_levels}/{stats.ask_levels}" if status.synced else "-"
-            lines.append(_row((
-                key, "synced" if status.synced else "syncing", f"{self._rates.get(key, 0.0):.1f}", depth,
-                _spread(stats), stats.checksums_verified, stats.checksum_failures, stats.resyncs, stats.gaps, lag,
-            )))
-        if self.store_lag is not None:
-            lines.append(self.store_lag.describe())
-        return "\n".join(lines)
+    def frame(self) -> list[str]:
+        """The lines of one frame now."""
+        lines = self._view.lines(self._scrapes(), time.time())
+        with self._lock:
+            events = list(self._events)
+        return lines + (["recent events:", *events] if events else [])
 
-    def print_table(self) -> None:
-        print(self.table() + "\n", file=self.out, flush=True)
+    def line(self) -> str:
+        """The plain summary line now."""
+        return self._view.summary(self._scrapes(), time.time())
+
+    def _scrapes(self) -> list[Scrape]:
+        own = parse(generate_latest(self._registry).decode())
+        return [own] if self.store_url is None else [own, scrape(self.store_url)]
+
+    def _run(self) -> None:
+        tty = self.out.isatty()
+        first = True
+        while True:
+            stopping = self._stop.wait(self.interval_s)
+            try:
+                if tty:
+                    draw(self.frame(), self.out, first)
+                    first = False
+                else:
+                    print(self.line(), file=self.out, flush=True)
+            except (OSError, ValueError) as exc:  # the output closed under us: nothing to show it on
+                log.debug("status board: %s", exc)
+                return
+            if stopping:
+                return
 
 
 class _BoardPartition(StatelessSinkPartition[Any]):
     def __init__(self, board: StatusBoard) -> None:
         self._board = board
+        board.start()
 
     def write_batch(self, items: list[Any]) -> None:
         for item in items:
-            if isinstance(item, StatusUpdate):
-                self._board.update(item)
-            elif isinstance(item, QualityEvent):
+            if isinstance(item, QualityEvent):
                 self._board.note_quality(item)
+
+    def close(self) -> None:
+        self._board.stop()
 
 
 class StatusBoardSink(DynamicSink[Any]):
-    """Feeds status updates and quality events to one StatusBoard."""
+    """Feeds quality events to one StatusBoard, and draws it while the flow runs."""
 
     def __init__(self, board: StatusBoard) -> None:
         self.board = board

@@ -5,11 +5,13 @@ flows.store` (settings from the environment), `marketprism store`, or started by
 `marketprism collect` when ClickHouse is among its sinks. Messages are acknowledged only
 after the batch holding them is inserted; batches are durable before they are inserted,
 and their dedup tokens come from the stream sequences (see `connectors.jetstream_source`).
-SIGTERM asks it to store everything the streams hold, then stop.
+SIGTERM asks it to store everything the streams hold, then stop. Its metrics (lag per
+stream, stored, failures, spill) are on their own endpoint, see `flows.store_metrics`.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import signal
 import threading
@@ -20,6 +22,8 @@ from bytewax.dataflow import Dataflow
 from connectors.acks import AckLedger
 from connectors.clickhouse import ClickHouseSink, journaled_acks
 from connectors.jetstream_source import ConsumerLimits, JetStreamSource
+from connectors.store_metrics import STORE_METRICS
+from flows.store_metrics import start_store_metrics
 from schemas.clickhouse import ClickHouseSettings
 from schemas.settings import StoreSettings
 
@@ -45,6 +49,7 @@ def build_flow(settings: StoreSettings, drain_and_stop: threading.Event | None =
     )
     sink = ClickHouseSink(clickhouse_settings(settings), spill_dir, ledger=ledger,
                           manage_schema=settings.store_manage_schema)
+    STORE_METRICS.watch(source=source.stats, sink=sink.stats)
     flow = Dataflow("store")
     messages = op.input("jetstream", flow, source)
     op.output("clickhouse", op.key_on("one_writer", messages, lambda _: "clickhouse"), sink)
@@ -68,4 +73,8 @@ def __getattr__(name: str) -> Dataflow:
     if name != "flow":
         raise AttributeError(name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return build_flow(StoreSettings(), stop_on_sigterm())
+    settings = StoreSettings()
+    metrics = start_store_metrics(settings)
+    if metrics is not None:
+        atexit.register(metrics.stop)
+    return build_flow(settings, stop_on_sigterm())

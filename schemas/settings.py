@@ -177,3 +177,6 @@ class StoreSettings(BaseSettings):
     store_ack_wait_s: float = Field(
         default=30.0, gt=0, description="JetStream redelivers what a store took and did not ack after this long",
     )
+    # Not the collector's 9108: `marketprism collect` runs both on one machine.
+    store_metrics_host: str = Field(default="127.0.0.1", description="where the store's Prometheus endpoint listens")
+    store_metrics_port: int = Field(default=9109, ge=0, le=65535, description="the store's Prometheus port; 0 = off")

@@ -14,6 +14,7 @@ from bytewax.testing import run_main
 
 from connectors.control import ControlBus
 from flows.collect import build_flow
+from flows.status import StatusBoard
 from schemas.settings import CollectSettings
 from sim.server import SimulatorThread
 
@@ -25,17 +26,19 @@ def collect_from(
     seconds: float,
     *,
     bus: ControlBus | None = None,
+    board: StatusBoard | None = None,
     **overrides: Any,
 ) -> dict:
     """Run the collect flow against the simulator for `seconds`; returns the final summary.
-    `bus` replaces the in-process control bus (say, one that loses requests)."""
+    `bus` replaces the in-process control bus (say, one that loses requests); `board` the
+    status board (say, one writing to a buffer)."""
     settings = CollectSettings(
         binance_rest_url=simulator.binance_url, binance_ws_url=simulator.binance_ws_url,
         okx_rest_url=simulator.okx_url, okx_ws_url=simulator.okx_ws_url,
         nats_url=nats_url, data_dir=data_dir, run_seconds=seconds, **{"sinks": ["nats", "recorder"], **overrides},
     )
     summary: list[dict] = []
-    run_main(build_flow(settings, nats_url, bus=bus, summary=summary))
+    run_main(build_flow(settings, nats_url, bus=bus, board=board, summary=summary))
     return summary[0]
 
 

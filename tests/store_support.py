@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from collections import Counter
 from pathlib import Path
 
 import nats
 
+from connectors.jetstream import connect, ensure_streams
+from operators.routing import publications
+from schemas.events import Trade
+from schemas.streams import NatsAuth, StreamSettings
 from sim.server import SimulatorThread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +52,27 @@ from chdb import session
 s = session.Session(sys.argv[1])
 print(json.dumps([json.loads(str(s.query(sql, "JSONCompact")))["data"] for sql in json.loads(sys.argv[2])]))
 """
+
+
+def trades(first: int, n: int) -> list[Trade]:
+    """Trades numbered `first`.. on binance:BTC-USDT, one a millisecond."""
+    return [Trade("binance", "BTC-USDT", str(i), "100.5", "0.1", "buy", 1_764_583_200_000 + i,
+                  1_764_583_200_000_000_000 + i * 1000) for i in range(first, first + n)]
+
+
+async def _publish(url: str, events: list[object]) -> None:
+    client = await connect(url, auth=NatsAuth(), name="test")
+    js = client.jetstream()
+    await ensure_streams(js, StreamSettings())
+    for event in events:
+        for pub in publications(event):
+            await js.publish(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id})
+    await client.close()
+
+
+def publish(url: str, events: list[object]) -> None:
+    """Publish events as the collector would (streams from the environment's settings)."""
+    asyncio.run(_publish(url, events))
 
 
 def subject_kind(subject: str) -> str:
@@ -107,9 +135,18 @@ def chdb_rows(chdb_path: Path, *queries: str) -> list[list[list]]:
     return json.loads(done.stdout)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def flow_env(simulator: SimulatorThread, nats_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A flow's environment: the simulator, NATS, its own data directory, and metrics ports
+    of its own (so that no other test or process on the machine holds them)."""
     env = dict(os.environ)
     env.update(
+        MARKETPRISM_METRICS_PORT=str(free_port()), MARKETPRISM_STORE_METRICS_PORT=str(free_port()),
         MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_NATS_URL=nats_url, MARKETPRISM_DATA_DIR=str(tmp_path),
         MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"),
         MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
@@ -136,6 +173,15 @@ def kill_flows() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def scrape_text(url: str) -> str:
+    """What a metrics endpoint serves now, or "" while it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return ""
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from connectors.nats_server import EmbeddedNatsServer
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
-from tests.store_support import REPO, assert_stored_exactly_once, stream_counts
+from tests.store_support import REPO, assert_stored_exactly_once, free_port, stream_counts
 
 # The collect flow as `bytewax.run flows.collect` runs it, then what it loaded.
 COLLECT_AND_LIST_MODULES = """
@@ -57,6 +57,7 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
         env.update(
             MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_SINKS="nats,clickhouse", MARKETPRISM_DATA_DIR=str(tmp_path),
             MARKETPRISM_NATS_URL=server.url, MARKETPRISM_STORE_ACK_WAIT_S="5",
+            MARKETPRISM_METRICS_PORT="0", MARKETPRISM_STORE_METRICS_PORT=str(free_port()),  # the second store rebinds it
             MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"), MARKETPRISM_CLICKHOUSE_BATCH_AGE_S="1",
             MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
             MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,

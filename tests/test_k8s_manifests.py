@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from schemas.clickhouse import ClickHouseSettings
-from schemas.settings import CollectSettings
+from schemas.settings import CollectSettings, StoreSettings
 from schemas.streams import NatsAuth, StreamSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,12 +291,15 @@ def test_one_partition_per_pod_is_a_recovery_layout_bytewax_accepts(tmp_path: Pa
 
 def test_probes_on_the_metrics_endpoint(rendered: tuple[str, list[dict]]) -> None:
     _, docs = rendered
-    for kind, name in (("StatefulSet", "collector"), ("Deployment", "store")):
-        main = container(one(docs, kind, name), name)
+    for kind, name, prefix, expected in (("StatefulSet", "collector", "MARKETPRISM_METRICS", 9108),
+                                         ("Deployment", "store", "MARKETPRISM_STORE_METRICS", 9109)):
+        workload = one(docs, kind, name)
+        main = container(workload, name)
         env = env_of(main)
-        assert env["MARKETPRISM_METRICS_HOST"]["value"] == "0.0.0.0"
-        port = int(env["MARKETPRISM_METRICS_PORT"]["value"])
-        assert port == 9108
+        assert env[f"{prefix}_HOST"]["value"] == "0.0.0.0"
+        port = int(env[f"{prefix}_PORT"]["value"])
+        assert port == expected
+        assert workload["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
         named = {p["name"]: p["containerPort"] for p in main["ports"]}
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
             get = main[probe]["httpGet"]
@@ -390,8 +393,8 @@ def test_every_image_is_pinned_or_ours(rendered: tuple[str, list[dict]]) -> None
 
 def _known_env_names() -> set[str]:
     names = set()
-    for model, prefix in ((CollectSettings, "MARKETPRISM_"), (NatsAuth, "MARKETPRISM_NATS_"),
-                          (ClickHouseSettings, "MARKETPRISM_CLICKHOUSE_")):
+    for model, prefix in ((CollectSettings, "MARKETPRISM_"), (StoreSettings, "MARKETPRISM_"),
+                          (NatsAuth, "MARKETPRISM_NATS_"), (ClickHouseSettings, "MARKETPRISM_CLICKHOUSE_")):
         names |= {prefix + field.upper() for field in model.model_fields}
     for stream, limits in StreamSettings().streams().items():
         names |= {f"MARKETPRISM_NATS_{stream}__{field.upper()}" for field in type(limits).model_fields}
@@ -421,14 +424,17 @@ def test_the_settings_models_read_what_the_manifests_set(
             assert {s: lim.replicas for s, lim in StreamSettings().streams().items()} == dict.fromkeys(
                 ["ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA", "FEATURES"], 3)
             settings = CollectSettings()
-            assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9108
             assert settings.nats_url == "nats://nats:4222"
             assert str(settings.data_dir) == "/var/lib/marketprism/data"
             if name == "collector":
+                assert settings.metrics_host == "0.0.0.0" and settings.metrics_port == 9108
                 assert settings.control_bus == "nats"
                 assert settings.sinks == ["nats", "recorder"]
                 assert len(settings.venues) * len(settings.symbols) >= 4
             else:
+                store = StoreSettings()
+                assert store.store_metrics_host == "0.0.0.0" and store.store_metrics_port == 9109
+                assert store.nats_url == "nats://nats:4222"
                 storage = ClickHouseSettings()
                 assert storage.url == "clickhouse://clickhouse:9000"
                 assert storage.user == "from-secret-marketprism_clickhouse_user"

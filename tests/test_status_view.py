@@ -1,10 +1,12 @@
-"""`marketprism status` in a real terminal (tmux): it redraws in place, and a book knocked
-out of sync shows as OUT while the collector it watches resyncs it."""
+"""`marketprism status` in a real terminal (tmux): it redraws in place, a book knocked out of
+sync shows as OUT while the collector it watches resyncs it, and the store beside it shows
+its lag per stream."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -20,15 +22,10 @@ from sim.live_faults import FaultSettings
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.live_support import collect_from
+from tests.store_support import free_port, kill_flows, run_flow
 
 SESSION = "marketprism-status-test"
 SECONDS = 22
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _tmux(*args: str) -> str:
@@ -57,7 +54,7 @@ def _row(screen: str, book: str) -> str:
 def watched(tmp_path: Path) -> Iterator[SimulatorThread]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
-    endpoint = MetricsEndpoint("127.0.0.1", _free_port()).start()
+    endpoint = MetricsEndpoint("127.0.0.1", free_port()).start()
     faults = FaultSettings(slow_snapshot_s=5.0)
     with SimulatorThread(SimSettings(seed=9, faults=faults)) as simulator, EmbeddedNatsServer(tmp_path / "nats") as nats:
         collector = threading.Thread(
@@ -65,12 +62,19 @@ def watched(tmp_path: Path) -> Iterator[SimulatorThread]:
             daemon=True,
         )
         collector.start()
-        command = f"{sys.executable} -m flows.cli status --url {endpoint.url} --interval 0.3"
+        store_port = free_port()
+        run_flow("flows.store", {
+            **os.environ, "MARKETPRISM_NATS_URL": nats.url, "MARKETPRISM_DATA_DIR": str(tmp_path / "store"),
+            "MARKETPRISM_STORE_METRICS_PORT": str(store_port),
+        }, tmp_path / "store.log")
+        command = (f"{sys.executable} -m flows.cli status --url {endpoint.url} "
+                   f"--url http://127.0.0.1:{store_port}/metrics --interval 0.3")
         _tmux("new-session", "-d", "-s", SESSION, "-x", "170", "-y", "20", command)
         try:
             yield simulator
         finally:
             subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True, timeout=10)
+            kill_flows()
             collector.join(timeout=SECONDS + 30)
             endpoint.stop()
 
@@ -84,6 +88,10 @@ def test_the_view_redraws_in_place_and_shows_a_book_out_of_sync(watched: Simulat
     watched.inject("drop", "binance", "BTC-USDT")
     _wait(lambda s: " OUT " in _row(s, "binance:BTC-USDT"), 10, "binance:BTC-USDT out of sync")
     _wait(lambda s: " synced " in _row(s, "binance:BTC-USDT"), 15, "binance:BTC-USDT back in sync")
+    # The store beside it: a row per stream with messages waiting, unacked, the lag and the rate stored.
+    screen = _wait(lambda s: re.match(r"ORDERBOOK_DELTA +\d+ +\d+ +\d+\.\d +\d+\.\d", _row(s, "ORDERBOOK_DELTA")) is not None,
+                   20, "the store's lag line")
+    assert "store stream" in screen and "store spill" in screen and "unreachable" not in screen
     # Many frames later, still one screen: nothing scrolled into the history.
     assert _tmux("display-message", "-p", "-t", SESSION, "#{history_size}").strip() == "0"
     assert _screen().count("MarketPrism status") == 1

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
 import signal
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from connectors.jetstream import connect, ensure_streams
 from connectors.nats_server import EmbeddedNatsServer
+from connectors.spill import SUFFIX
 from operators.routing import publications
 from schemas.clickhouse_rows import to_batches
 from schemas.decoding import event_from_message
-from schemas.events import Trade
-from schemas.streams import NatsAuth, StreamSettings
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir, recording, replay
 from tests.live_support import store_from
 from tests.store_support import (
-    acked, assert_stored_exactly_once, flow_env, kill_flows, run_flow, stream_counts, wait_for,
+    acked, assert_stored_exactly_once, flow_env, free_port, kill_flows, publish, run_flow, scrape_text, stream_counts, trades,
+    wait_for,
 )
 
 
@@ -44,21 +44,6 @@ def test_every_stored_subject_reads_back_as_the_rows_of_its_event() -> None:
     assert to_batches(decoded) == _without_ns_digits(to_batches(events))
 
 
-def _trades(first: int, n: int) -> list:
-    return [Trade("binance", "BTC-USDT", str(i), "100.5", "0.1", "buy", 1_764_583_200_000 + i,
-                  1_764_583_200_000_000_000 + i * 1000) for i in range(first, first + n)]
-
-
-async def _publish(url: str, events: list, streams: StreamSettings) -> None:
-    client = await connect(url, auth=NatsAuth(), name="test")
-    js = client.jetstream()
-    await ensure_streams(js, streams)
-    for event in events:
-        for pub in publications(event):
-            await js.publish(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id})
-    await client.close()
-
-
 def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_gap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,12 +51,12 @@ def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_
     monkeypatch.setenv("MARKETPRISM_NATS_MARKET_TRADES__MAX_MSGS", "50")  # the store applies the same limits
     monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH", str(chdb_dir()))
     monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_DATABASE", database)
-    streams = StreamSettings()
     with EmbeddedNatsServer(tmp_path / "nats") as server:
-        asyncio.run(_publish(server.url, _trades(1, 30), streams))
+        publish(server.url, trades(1, 30))
         store_from(server.url, tmp_path)
-        asyncio.run(_publish(server.url, _trades(31, 100), streams))  # the stream keeps sequences 81-130
+        publish(server.url, trades(31, 100))  # the stream keeps sequences 81-130
         store_from(server.url, tmp_path)
+    figures = _store_figures()  # the second run's
     from connectors.clickhouse_backend import ChdbBackend
 
     backend = ChdbBackend(chdb_dir())
@@ -82,6 +67,64 @@ def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_
         backend.close()
     assert ids == list(range(1, 31)) + list(range(81, 131))
     assert len(gaps) == 1 and "MARKET_TRADES" in gaps[0][0] and "sequences 31-80 (50 messages)" in gaps[0][0]
+    # What the second run served as metrics is what it stored: 50 trades, one gap of 50.
+    assert figures['marketprism_store_stored_messages_total{stream="MARKET_TRADES",table="trades"}'] == len(ids) - 30
+    assert figures['marketprism_store_gaps_total{stream="MARKET_TRADES"}'] == len(gaps)
+    assert figures['marketprism_store_lost_messages_total{stream="MARKET_TRADES"}'] == 80 - 30
+    assert figures['marketprism_store_inserted_rows_total{table="quality_events"}'] == len(gaps)
+    assert figures["marketprism_store_spill_batches"] == 0 and figures["marketprism_store_clickhouse_up"] == 1
+
+
+@pytest.mark.timeout(150)  # the fault it guards against is a store waiting forever
+def test_a_batch_left_on_disk_after_its_acks_does_not_hold_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store killed after JetStream confirmed a batch's acks and before it deleted the batch
+    # file: the next store inserts it again (a no-op) and must not wait for redeliveries that
+    # never come. Made here by putting back the files of a first store, killed while ClickHouse
+    # was away, once a second store has stored and acked them. And with ack_wait under the
+    # batch age, JetStream sends every message again while its batch waits: the copies that
+    # arrive after the ack must not make a second row.
+    database = "store_acked_batches"
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH", str(chdb_dir()))
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_DATABASE", database)
+    monkeypatch.setenv("MARKETPRISM_STORE_ACK_WAIT_S", "1")
+    monkeypatch.setenv("MARKETPRISM_STORE_BATCH_AGE_S", "1.5")
+    spill = tmp_path / "spill" / "store"
+    with EmbeddedNatsServer(tmp_path / "nats") as server:
+        publish(server.url, trades(1, 50))
+        env = {**os.environ, "MARKETPRISM_NATS_URL": server.url, "MARKETPRISM_DATA_DIR": str(tmp_path),
+               "MARKETPRISM_STORE_METRICS_PORT": "0", "MARKETPRISM_CLICKHOUSE_URL": f"clickhouse://127.0.0.1:{free_port()}"}
+        run_flow("flows.store", env, tmp_path / "store.log")
+        wait_for(lambda: len(list(spill.glob(f"*{SUFFIX}"))) >= 1, "the first store to hold its batch on disk")
+        kill_flows()
+        left = {path.name: path.read_bytes() for path in spill.glob(f"*{SUFFIX}")}
+        publish(server.url, trades(51, 10))  # (the sink starts with the first message it is handed)
+        store_from(server.url, tmp_path)  # stores them and acks them
+        assert not list(spill.glob(f"*{SUFFIX}")) and acked(server.url, "MARKET_TRADES") == 60
+        for name, data in left.items():
+            (spill / name).write_bytes(data)
+        publish(server.url, trades(61, 10))
+        store_from(server.url, tmp_path)  # must insert them again and end, not wait for their redelivery
+        assert not list(spill.glob(f"*{SUFFIX}")) and acked(server.url, "MARKET_TRADES") == 70
+    from connectors.clickhouse_backend import ChdbBackend
+
+    backend = ChdbBackend(chdb_dir())
+    try:
+        (rows, distinct), = backend.query(f"SELECT count(), uniqExact(trade_id) FROM {database}.trades")
+    finally:
+        backend.close()
+    assert (rows, distinct) == (70, 70)
+    # The last store committed the 50 put back (again: a no-op for ClickHouse) and 10 new ones.
+    assert _store_figures()['marketprism_store_stored_messages_total{stream="MARKET_TRADES",table="trades"}'] == 60
+
+
+def _store_figures() -> dict[str, float]:
+    """The store metrics of this process (the last store flow built here), as `name{labels}` -> value."""
+    from connectors.store_metrics import STORE_METRICS
+
+    registry = CollectorRegistry()
+    registry.register(STORE_METRICS)
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")}
 
 
 def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tmp_path: Path) -> None:
@@ -99,8 +142,10 @@ def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tm
         published = stream_counts(server.url)["pure_delta"]
         wait_for(lambda: stream_counts(server.url)["pure_delta"] > published + 150, "the collector to go on")
         assert collector.poll() is None, "the collector must still run when the store comes back"
-        store = run_flow("flows.store", store_env, tmp_path / "store.log")
+        store = run_flow("flows.store", store_env, tmp_path / "store.log")  # on the killed one's metrics port
         wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > killed_at, "the restarted store to store")
+        metrics = f"http://127.0.0.1:{store_env['MARKETPRISM_STORE_METRICS_PORT']}/metrics"
+        wait_for(lambda: "marketprism_store_stored_messages_total" in scrape_text(metrics), "its metrics endpoint")
         assert collector.wait(120) == 0, (tmp_path / "collector.log").read_text()[-3000:]
         store.send_signal(signal.SIGTERM)  # store what the streams hold, then stop
         assert store.wait(120) == 0, (tmp_path / "store.log").read_text()[-3000:]
