@@ -23,6 +23,7 @@ STORED = {
     "pure_delta": ("orderbook_deltas", "exchange_name, symbol_name, update_id"),
     "full": ("orderbook_full_depth", "exchange_name, symbol_name, last_update_id, collected_at"),
     "trade": ("trades", "exchange_name, symbol_name, trade_id"),
+    "features": ("features", "exchange_name, symbol_name, update_id, collected_at"),
 }
 
 COUNT_SQL = """
@@ -41,7 +42,7 @@ print(json.dumps(out))
 
 def subject_kind(subject: str) -> str:
     tokens = subject.split(".")
-    return tokens[1] if tokens[0] == "orderbook" else tokens[3]
+    return tokens[0] if tokens[0] == "features" else tokens[1] if tokens[0] == "orderbook" else tokens[3]
 
 
 async def _stream_counts(url: str) -> Counter[str]:
@@ -49,7 +50,7 @@ async def _stream_counts(url: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     try:
         js = client.jetstream()
-        for stream in ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA"):
+        for stream in ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA", "FEATURES"):
             info = await js.stream_info(stream, subjects_filter=">")
             for subject, n in (info.state.subjects or {}).items():
                 counts[subject_kind(subject)] += n
@@ -59,7 +60,7 @@ async def _stream_counts(url: str) -> Counter[str]:
 
 
 def stream_counts(url: str) -> Counter[str]:
-    """Messages per subject kind (`pure_delta`, `full`, `trade`, ...) in the four streams."""
+    """Messages per subject kind (`pure_delta`, `full`, `trade`, `features`, ...) in the five streams."""
     return asyncio.run(_stream_counts(url))
 
 
