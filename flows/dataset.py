@@ -19,22 +19,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from connectors.clickhouse_backend import Backend
 from connectors.dataset_files import file_digest, write_json, write_table, write_tensor
 from flows.offline import sync_messages
-from flows.stored_events import stored_events
 from operators.features.engine import FeatureEngine, FeatureSettings
 from operators.features.fi2010 import RAW_COLUMNS
 from operators.features.labels import classes, event_labels, time_labels
 from operators.features.normalize import day_of, zscore
 from operators.sync_base import SyncSettings
 from schemas.features import FeatureRow
+
+if TYPE_CHECKING:  # chDB and the ClickHouse driver load only for a build from storage
+    from connectors.clickhouse_backend import Backend
 
 MS = 1_000_000
 
@@ -73,6 +74,8 @@ def stored_rows(backend: Backend, database: str, venue: str, symbol: str, settin
                 since_ms: int | None = None, until_ms: int | None = None,
                 progress: bool = False) -> Iterator[FeatureRow]:
     """Every feature row of `venue:symbol` from its stored events, in order (see `flows.stored_events`)."""
+    from flows.stored_events import stored_events
+
     engine = FeatureEngine(venue, symbol, settings)
     events = stored_events(backend, database, venue, symbol, since_ms=since_ms, until_ms=until_ms)
     for event in tqdm(events, desc=f"dataset {venue}:{symbol}", unit=" event", disable=not progress, mininterval=0.5):
