@@ -8,7 +8,7 @@ which is the order their messages arrived in. That order is rebuilt from what is
 - full books and deltas follow the update ids, a delta before the full book at its id (a
   periodic full book follows the delta that brought the book there; a new sync's snapshot
   precedes the deltas above its id). Update ids must not go back within what is ordered
-  (an OKX sequence reset would), as for `operators.stored_books`;
+  (an OKX sequence reset would), as for `operators.stored_books`: a ValueError says so;
 - each book event was emitted when the message that made it arrived: its own receive time,
   except deltas buffered before a snapshot and applied after it, which came out at the
   snapshot's. That is the running maximum of the receive times along the update ids;
@@ -43,11 +43,16 @@ def _book_position(event: BookDelta | BookFull) -> tuple[int, int]:
 
 def _book_events(fulls: Iterable[BookFull], deltas: Sequence[BookDelta]) -> Iterator[tuple[Key, object]]:
     """Full books (in update-id order, as stored) and deltas, each with the time it came out."""
-    emitted_ns = 0
+    emitted_ns, last = 0, (0, _DELTA)
     ordered = heapq.merge(sorted(deltas, key=_book_position), fulls, key=_book_position)
     for event in ordered:
-        emitted_ns = max(emitted_ns, event.recv_ns)
-        yield (emitted_ns, *_book_position(event)), event
+        position = _book_position(event)
+        if position < last:
+            raise ValueError(f"{event.venue}:{event.symbol}: full book {position[0]} stored after update {last[0]}: "
+                             "the update ids go back (a sequence reset?), so the emitted order cannot be rebuilt "
+                             "across it; build the stretches before and after it apart")
+        emitted_ns, last = max(emitted_ns, event.recv_ns), position
+        yield (emitted_ns, *position), event
 
 
 def _market_key(event: Trade | QualityEvent) -> Key:

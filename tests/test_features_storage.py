@@ -87,6 +87,8 @@ def test_the_emitted_order_is_rebuilt_from_ids_and_receive_times() -> None:
     order = [next(k for k, v in events.items() if v is e) for e in emission_order(iter(fulls), deltas, market)]
     assert order == ["d90", "gap", "t1", "t2", "in_sync", "s100", "d101", "d102", "f102",
                      "t3", "d103", "mismatch", "a103"]
+    with pytest.raises(ValueError, match="update ids go back"):
+        list(emission_order(iter([events["a103"], events["s100"]]), [], []))
 
 
 def _same_dataset(a: Path, b: Path) -> int:
