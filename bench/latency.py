@@ -6,9 +6,11 @@
 
 Setup per scenario: the simulator (`sim/`, Binance and OKX, BTC-USDT and ETH-USDT) and an
 embedded nats-server run here; the collect flow (`flows.collect` with its default
-settings: NATS sink, 5000-level full books every second, OKX books-full every second)
-runs in a child process so that its peak RSS is its own; a probe in a second child
-subscribes to every subject the collector publishes.
+settings: NATS, recorder and ClickHouse sinks, 5000-level full books every second, OKX
+books-full every second, live features) runs in a child process so that its peak RSS is
+its own, and starts the store (`flows.store`, into chDB) as a process of its own, as
+`marketprism collect` does; the store's peak RSS is reported beside the collector's. A
+probe in a third child subscribes to every subject the collector publishes.
 "Real" is the simulator's calibrated pace (Binance BTCUSDT in 2024); "x10" multiplies
 every instrument's activity by 10 (`SimSettings.rate_scale`: ten times the level changes,
 trades and top-of-book changes per 100 ms window; diffs stay 100 ms apart, as on the
@@ -27,7 +29,7 @@ the server, not yet stored). The first `--warmup` seconds after the first messag
 subject: deltas, pure deltas, trades, tickers, full books and snapshots.
 
 The last line is one JSON object: {"real": {"p50_ms", "p99_ms", "max_ms", "messages",
-"peak_rss_mb", ...}, "x10": {...}, "peak_rss_mb"}. Figures only: nothing here passes or fails.
+"peak_rss_mb", "store_peak_rss_mb", ...}, "x10": {...}, "peak_rss_mb"}. Figures only: nothing here passes or fails.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -106,8 +109,44 @@ async def _probe(url: str, out: Path) -> None:
 # ----- the collector (child) -----
 
 
-def _collected_ns(data: bytes) -> int:
-    at = data.find(COLLECTED_AT) + len(COLLECTED_AT)
+class PeakRss:
+    """Samples a process's peak RSS (VmHWM) until it exits: the store is the collector's
+    child, so `getrusage` of the collector does not see it."""
+
+    def __init__(self, pid: int | None, every_s: float = 0.5) -> None:
+        self.pid, self.every_s, self.peak_mb = pid, every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def start(self) -> PeakRss:
+        if self.pid is not None:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return  # exited
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+            if self._stop.wait(self.every_s):
+                return
+
+
+def _collected_ns(data: bytes) -> int | None:
+    """The receive time a payload carries, or None (feature rows carry none)."""
+    at = data.find(COLLECTED_AT)
+    if at < 0:
+        return None
+    at += len(COLLECTED_AT)
     return _iso_ns(data[at : at + 26].decode(), _ISO_CACHE)
 
 
@@ -151,15 +190,18 @@ def _instrument() -> dict[str, Any]:
         now = time.time_ns()
         for pub in values:
             collected = _collected_ns(pub.data)
-            stages["at_sink"].append((collected, now - collected))
+            if collected is not None:
+                stages["at_sink"].append((collected, now - collected))
 
     publish_async = JetStreamContext.publish_async
 
     async def sent(self: Any, subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
         collected = _collected_ns(payload)
-        stages["sent"].append((collected, time.time_ns() - collected))
+        if collected is not None:
+            stages["sent"].append((collected, time.time_ns() - collected))
         future = await publish_async(self, subject, payload, *args, **kwargs)
-        future.add_done_callback(lambda _: stages["acked"].append((collected, time.time_ns() - collected)))
+        if collected is not None:
+            future.add_done_callback(lambda _: stages["acked"].append((collected, time.time_ns() - collected)))
         return future
 
     def timed(name: str, fn: Any, kind: Any) -> Any:
@@ -182,12 +224,12 @@ def _instrument() -> dict[str, Any]:
 def _collect(args: argparse.Namespace) -> dict[str, Any]:
     from bytewax.testing import run_main
 
-    from flows.collect import build_flow
-    from flows.runtime import tune_garbage_collector
+    from flows.collect import build_flow, start_store
+    from flows.runtime import favour_the_worker
     from flows.status import StatusBoard
     from schemas.settings import CollectSettings
 
-    tune_garbage_collector()  # as `marketprism collect` and `bytewax.run flows.collect` do
+    favour_the_worker()  # as `marketprism collect` and `bytewax.run flows.collect` do
 
     urls = json.loads(args.urls)
     settings = CollectSettings(
@@ -199,12 +241,20 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
     summary: list[dict[str, Any]] = []
     board = StatusBoard(settings.status_interval_s, out=sys.stderr)  # the live table, as in production
     on_publish = marks["on_publish"] if marks is not None else None
-    run_main(build_flow(settings, args.nats, board=board, summary=summary, on_publish=on_publish))
+    store = start_store(settings, args.nats)  # the defaults store through a process of its own, as `collect` does
+    store_peak = PeakRss(store.process.pid if store is not None and store.process is not None else None).start()
+    try:
+        run_main(build_flow(settings, args.nats, board=board, summary=summary, on_publish=on_publish))
+    finally:
+        if store is not None:
+            store.stop()
+        store_peak.stop()
     books = summary[0]["books"] if summary else {}
     keep = ("messages", "updates_applied", "snapshots", "resyncs", "gaps", "checksum_failures", "rejected")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result: dict[str, Any] = {
         "peak_rss_mb": usage.ru_maxrss / 1024,
+        "store_peak_rss_mb": store_peak.peak_mb if store is not None else None,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "books": {key: {k: book.get(k) for k in keep} for key, book in books.items()},
         "trades": summary[0]["trades"] if summary else {},
@@ -338,6 +388,8 @@ def _report(name: str, result: dict[str, Any]) -> dict[str, Any]:
     for kind, values in sorted(result["kinds"].items(), key=lambda kv: -len(kv[1])):
         print(f"    {kind:<11} {len(values):7,}   P50 {_percentile(values, 50):7.2f}   P99 {_percentile(values, 99):7.2f}   "
               f"max {values[-1]:8.2f} ms")
+    store_rss = result.get("store_peak_rss_mb")
+    print(f"  store process peak RSS {store_rss:.1f} MB" if store_rss is not None else "  no store process (no clickhouse sink)")
     print(f"  collector peak RSS {result['peak_rss_mb']:.1f} MB (goal < {GOAL_RSS_MB:g} MB: "
           f"{'met' if result['peak_rss_mb'] < GOAL_RSS_MB else 'missed'}); CPU {result['cpu_s']:.1f} s in "
           f"{result['wall_s']:.1f} s ({100 * result['cpu_s'] / result['wall_s']:.0f} % of one core, start-up included); "
@@ -346,6 +398,7 @@ def _report(name: str, result: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "max_ms": round(worst, 3), "messages": len(stored),
         "reached_p50_ms": round(_percentile(reached, 50), 3), "reached_p99_ms": round(_percentile(reached, 99), 3),
         "peak_rss_mb": round(result["peak_rss_mb"], 1),
+        "store_peak_rss_mb": round(store_rss, 1) if store_rss is not None else None,
     }
 
 

@@ -14,7 +14,9 @@ truth at its update id (Binance over its exact window, real past it; OKX over it
 window): "books verified". At the end every delta chain in NATS is walked: an update id
 missing from a chain that the book did not mark (an `out_of_sync`, `gap` or `resync`
 quality event between the two deltas) is a lost message (goal 0). RSS is sampled every check (goal:
-flat after the first minutes). Figures only: nothing here passes or fails.
+flat after the first minutes), the collector's and the store's apart. A fault the simulator
+was too busy to arm within 10 s is skipped and counted. Figures only: nothing here passes or
+fails.
 """
 
 from __future__ import annotations
@@ -53,20 +55,30 @@ FAULTS = {
 OKX_WINDOW = 400
 
 
-def _rss_mb(pid: int) -> float:
-    """RSS of a process and its children (the collector and what it started), from /proc."""
-    total = 0
-    pids = [pid]
+def _own_rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    except (FileNotFoundError, StopIteration, ProcessLookupError):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """RSS of the collector itself, and of what it started (the store), from /proc."""
+    started = 0
+    pids = _children(pid)
     while pids:
         current = pids.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
-            continue
-        pids.extend(int(child) for child in children)
-    return total / 1024
+        started += _own_rss_kb(current)
+        pids.extend(_children(current))
+    return _own_rss_kb(pid) / 1024, started / 1024
 
 
 async def _latest_fulls(url: str) -> dict[tuple[str, str], dict]:
@@ -158,22 +170,30 @@ def main() -> None:
         started = time.monotonic()
         next_fault = started + args.fault_every
         next_check = started + args.check_every
-        verified = wrong = faults = 0
-        rss: list[tuple[float, float]] = []
+        verified = wrong = faults = skipped = 0
+        rss: list[tuple[float, float]] = []  # (minute, collector MB)
+        store_rss: list[float] = []
         print(f"soak: {args.minutes:g} min at x{args.rate:g}, a fault every {args.fault_every:g} s; work dir {work}", flush=True)
         while collector.poll() is None:
             now = time.monotonic()
             if now >= next_fault:
                 venue, symbol = rng.choice(BOOKS)
-                simulator.inject(rng.choice(FAULTS[venue]), venue, symbol)
-                faults += 1
+                try:
+                    simulator.inject(rng.choice(FAULTS[venue]), venue, symbol)
+                    faults += 1
+                except TimeoutError:  # the simulator's loop was too busy to arm it in 10 s
+                    skipped += 1
                 next_fault += args.fault_every
             if now >= next_check:
                 ok, bad = _verify(simulator, server.url)
                 verified, wrong = verified + ok, wrong + bad
-                rss.append(((now - started) / 60, _rss_mb(collector.pid)))
-                print(f"  {rss[-1][0]:5.1f} min  RSS {rss[-1][1]:7.1f} MB  books verified {verified}, wrong {wrong}, "
-                      f"faults {faults}", flush=True)
+                own, store = _rss_mb(collector.pid)
+                rss.append(((now - started) / 60, own))
+                if store:  # 0 once the store has stopped, at the end
+                    store_rss.append(store)
+                print(f"  {rss[-1][0]:5.1f} min  RSS collector {own:7.1f} MB, store {store:7.1f} MB  books verified "
+                      f"{verified}, wrong {wrong}, faults {faults}" + (f" ({skipped} skipped)" if skipped else ""),
+                      flush=True)
                 next_check += args.check_every
             time.sleep(0.5)  # pacing the loop, not waiting for anything
         stored = read_streams(server.url, ("ORDERBOOK_DELTA", "MARKET_DATA"))
@@ -189,10 +209,14 @@ def main() -> None:
         "rss_mb_first": rss[0][1] if rss else None, "rss_mb_last": rss[-1][1] if rss else None,
         "rss_mb_max": max((mb for _, mb in rss), default=None),
         "rss_growth_after_warmup_mb": (settled[-1] - settled[0]) if len(settled) > 1 else None,
+        "store_rss_mb_first": store_rss[0] if store_rss else None, "store_rss_mb_last": store_rss[-1] if store_rss else None,
+        "store_rss_mb_max": max(store_rss, default=None), "faults_skipped": skipped,
         "collector_exit": collector.returncode,
     }
     print(f"books verified {verified} (wrong {wrong}), resyncs {resyncs}, messages lost {result['messages_lost']} (goal 0), "
-          f"RSS {result['rss_mb_first']:.0f} -> {result['rss_mb_last']:.0f} MB (max {result['rss_mb_max']:.0f})")
+          f"RSS collector {result['rss_mb_first']:.0f} -> {result['rss_mb_last']:.0f} MB (max {result['rss_mb_max']:.0f}), "
+          f"store {result['store_rss_mb_first']:.0f} -> {result['store_rss_mb_last']:.0f} MB "
+          f"(max {result['store_rss_mb_max']:.0f})")
     print(json.dumps(result))
 
 

@@ -159,6 +159,12 @@ class _Limits:
     max_refusals: int
 
 
+def _reason(exc: BaseException) -> str:
+    """An error in one line. The driver puts the code on the first line of a server error and
+    the server's words ("Wrong password for user ...") on the next, then a stack trace."""
+    return " ".join(str(exc).split("\n")[:2]).split(" Stack trace:")[0].strip()
+
+
 def _is_refusal(exc: BaseException) -> bool:
     """The server answered and said no for a reason retrying will not fix."""
     if isinstance(exc, CONNECTION_ERRORS):
@@ -390,7 +396,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
             on_disk = self._queue.disk_count
             self._cond.notify_all()  # writers blocked on backpressure now spill instead
         log.warning("ClickHouse sink: %s: %s (attempt %d); %d batches safe on disk, retrying",
-                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", attempt, on_disk)
+                    type(exc).__name__, _reason(exc), attempt, on_disk)
 
     def _committed(self, head: _Sealed) -> None:
         with self._cond:
@@ -414,7 +420,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         fsync_dir(self._rejected_dir)
         log.error("ClickHouse sink: %s refused a %d-row %s batch %d times (%s: %s); kept in %s",
                   self._settings.url or "chDB", head.rows, head.table, self._limits.max_refusals,
-                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", path)
+                  type(exc).__name__, _reason(exc), path)
         self.stats.rejected += 1
         with self._cond:
             from_disk = self._queue.disk_count > 0

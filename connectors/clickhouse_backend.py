@@ -57,19 +57,32 @@ class Backend(Protocol):
 class NativeBackend:
     """A ClickHouse server over the native protocol (TCP 9000, or 9440 with TLS).
 
+    Over TLS the server's certificate and host name are checked, against `ca_file` when
+    given (else the driver's bundle, certifi's), unless `verify` is false. The password goes
+    to the driver only: `where` and every message name the address alone.
+
     The dedup token needs a server that knows `insert_deduplication_token` (22.x and newer,
     checked on connect, not guessed from the version); an older one gets the rows without
     it, and duplicates from a retry then collapse only when parts merge (ReplacingMergeTree).
     """
 
     def __init__(
-        self, address: ServerAddress, user: str, password: str, connect_timeout_s: float = 3.0, timeout_s: float = 30.0
+        self,
+        address: ServerAddress,
+        user: str,
+        password: str,
+        *,
+        ca_file: Path | None = None,
+        verify: bool = True,
+        connect_timeout_s: float = 3.0,
+        timeout_s: float = 30.0,
     ) -> None:
         self.where = str(address)
+        tls = {"verify": verify, "ca_certs": str(ca_file) if ca_file else None} if address.secure else {}
         self._client = Client(
             address.host, port=address.port, user=user, password=password, secure=address.secure,
             connect_timeout=connect_timeout_s, send_receive_timeout=timeout_s, sync_request_timeout=timeout_s,
-            client_name="marketprism",
+            client_name="marketprism", **tls,
         )
         rows = self._client.execute("SELECT count() FROM system.settings WHERE name = 'insert_deduplication_token'")
         self.has_tokens = bool(rows[0][0])
@@ -167,7 +180,8 @@ def open_backend(settings: ClickHouseSettings) -> Backend:
     address = settings.address()
     if address is None:
         return ChdbBackend(settings.embedded_path)
-    return NativeBackend(address, settings.user, settings.password.get_secret_value())
+    return NativeBackend(address, settings.user, settings.secret_password(), ca_file=settings.tls_ca_file,
+                         verify=settings.tls_verify)
 
 
 def ensure_schema(backend: Backend, database: str, retention_days: dict[str, int]) -> list[str]:

@@ -112,6 +112,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 if not out and self._drained():
+                    self._stop.set()  # wind the consumer down now, not one partition at a time in close()
                     raise StopIteration
                 return out
             if isinstance(item, int):

@@ -45,6 +45,7 @@ from schemas.raw import RawEvent
 log = logging.getLogger(__name__)
 
 Emit = Callable[[RawEvent], None]
+Prepare = Callable[[RawEvent], RawEvent]
 # How long an idle partition lets Bytewax wait before polling the queue again.
 IDLE_POLL = timedelta(milliseconds=1)
 MAX_BATCH = 2000
@@ -297,22 +298,44 @@ class LiveFeed(ABC):
 
 
 class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
-    def __init__(self, feed: Feed, deadline: float | None) -> None:
+    def __init__(self, feed: Feed, deadline: float | None, prepare: Prepare | None = None) -> None:
         self._queue: queue.SimpleQueue[RawEvent] = queue.SimpleQueue()
         self._deadline = deadline
+        self._prepare = prepare
+        self._preparing: queue.SimpleQueue[RawEvent | None] = queue.SimpleQueue()
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, args=(feed,), name=f"feed {feed.key}", daemon=True)
+        self._preparer = threading.Thread(target=self._prepare_rest, name=f"prepare {feed.key}", daemon=True)
+        if prepare is not None:
+            self._preparer.start()
         self._thread.start()
 
     def _run(self, feed: Feed) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(feed.run(self._queue.put, self._stop))
+            self._loop.run_until_complete(feed.run(self._emit, self._stop))
         except Exception:
             log.exception("feed %s stopped with an error", feed.key)
         finally:
             self._loop.close()
+
+    def _emit(self, raw: RawEvent) -> None:
+        if self._prepare is not None and raw.kind == "rest":
+            self._preparing.put(raw)  # the socket's messages do not wait for it
+        else:
+            self._queue.put(raw)
+
+    def _prepare_rest(self) -> None:
+        """REST answers, one after another, through `prepare`; a failure hands the answer
+        over as it came (the flow decodes it then), so nothing is lost."""
+        assert self._prepare is not None
+        while (raw := self._preparing.get()) is not None:
+            try:
+                self._queue.put(self._prepare(raw))
+            except Exception:
+                log.exception("%s: preparing a REST answer failed; the flow decodes it", raw.conn)
+                self._queue.put(raw)
 
     def next_batch(self) -> list[RawEvent]:
         if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -335,19 +358,34 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=10)
+        if self._preparer.is_alive():
+            self._preparing.put(None)
+            self._preparer.join(timeout=10)
 
 
 class LiveSource(FixedPartitionedSource[RawEvent, None]):
-    """Live RawEvents for the given books; `make_feed(key)` builds each book's feed."""
+    """Live RawEvents for the given books; `make_feed(key)` builds each book's feed.
 
-    def __init__(self, keys: list[str], make_feed: Callable[[str], Feed], run_seconds: float | None = None) -> None:
+    `prepare`, if given, runs on every REST answer in a thread of the partition's own
+    before the answer enters the flow (the collector decodes them there: a 5000-level
+    snapshot takes milliseconds, which the flow's worker would otherwise spend while the
+    sockets' messages wait). It must return the answer as a RawEvent (or a subclass)."""
+
+    def __init__(
+        self,
+        keys: list[str],
+        make_feed: Callable[[str], Feed],
+        run_seconds: float | None = None,
+        prepare: Prepare | None = None,
+    ) -> None:
         self.keys = keys
         self.make_feed = make_feed
         self.run_seconds = run_seconds
+        self.prepare = prepare
 
     def list_parts(self) -> list[str]:
         return list(self.keys)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _FeedPartition:
         deadline = None if self.run_seconds is None else time.monotonic() + self.run_seconds
-        return _FeedPartition(self.make_feed(for_part), deadline)
+        return _FeedPartition(self.make_feed(for_part), deadline, self.prepare)

@@ -128,6 +128,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
                      self._backlog.disk.count, self._backlog.disk.bytes, spill_dir)
         self._loop = asyncio.new_event_loop()
         self._wakeup = asyncio.Event()  # more to send, or closing
+        self._wake_pending = False  # a wake-up is scheduled on the loop and has not run yet
         self._thread = threading.Thread(target=self._run_loop, name="nats-sink", daemon=True)
         self._thread.start()
 
@@ -208,11 +209,21 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
             raise RuntimeError("NATS sink: the publisher thread died; see the log above")
 
     def _wake_sender(self) -> None:
-        if not self._loop.is_closed():
-            try:
-                self._loop.call_soon_threadsafe(self._wakeup.set)
-            except RuntimeError:  # closed between the check and the call
-                pass
+        """Wake the loop once: while a wake-up is on its way, another would only hand the
+        loop the GIL again (each costs the worker a thread switch)."""
+        if self._wake_pending or self._loop.is_closed():
+            return
+        self._wake_pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._on_wake)
+        except RuntimeError:  # closed between the check and the call
+            self._wake_pending = False
+
+    def _on_wake(self) -> None:
+        # Cleared before the event is set: whatever a writer queued before seeing the flag
+        # set is peeked by the sender after this wake-up.
+        self._wake_pending = False
+        self._wakeup.set()
 
     def _update_gauges(self) -> None:
         self.stats.buffered = len(self._backlog.memory)

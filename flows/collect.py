@@ -30,15 +30,16 @@ from connectors.metrics_server import MetricsEndpoint
 from connectors.live_source import Feed, LiveSource
 from connectors.nats import NatsJetStreamSink, WriteObserver
 from connectors.nats_server import EmbeddedNatsServer
+from connectors.off_worker_sink import OffWorkerSink
 from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
-from flows.runtime import tune_garbage_collector
+from flows.runtime import favour_the_worker
 from flows.features_step import feature_step
 from flows.status import StatusBoard, StatusBoardSink
 from flows.store_process import StoreProcess
-from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_step, report_fold
+from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_off_worker, decode_step, report_fold
 from operators.report import ReportBuilder
 from operators.routing import publications
 from operators.features.engine import FeatureSettings
@@ -96,7 +97,8 @@ def build_flow(
     status_every = timedelta(seconds=min(1.0, settings.status_interval_s))
 
     flow = Dataflow("collect")
-    raw = op.input("exchanges", flow, LiveSource(keys, feed_factory(settings, bus), settings.run_seconds))
+    source = LiveSource(keys, feed_factory(settings, bus), settings.run_seconds, prepare=decode_off_worker)
+    raw = op.input("exchanges", flow, source)
     if "recorder" in settings.sinks:
         op.output("recorder", raw, RecorderSink(settings.data_dir / "recordings"))
     decoded = op.flat_map("decode", raw, decode_step)
@@ -135,20 +137,23 @@ def build_flow(
         if nats_url is None:
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
         timed = op.inspect("publish_latency", events, lambda _step, event: observe_latency(event))
-        messages = op.flat_map(
-            "route",
-            timed if not features else op.filter("not_full", timed, lambda e: not isinstance(e, BookFull)),
-            publications,
-        )
+        messages = op.flat_map("route", op.filter("not_full", timed, lambda e: not isinstance(e, BookFull)),
+                               publications)
         if features:
-            # full books carry `ml_features`; feature rows go to features.{ex}.{sym}
-            routed_features = op.flat_map("route_features", featured, lambda e: (
-                [feature_publication(e)] if not isinstance(e, BookFull) else publications(e)))
-            messages = op.merge("all_messages", messages, routed_features)
+            # feature rows go to features.{ex}.{sym}; full books carry `ml_features`
+            rows = op.filter("feature_rows", featured, lambda e: not isinstance(e, BookFull))
+            messages = op.merge("all_messages", messages, op.map("route_features", rows, feature_publication))
+        full_books = op.filter("full_books", featured if features else timed, lambda e: isinstance(e, BookFull))
         streams = StreamSettings()
         warn_of_small_streams(settings, streams)
-        sink = NatsJetStreamSink(nats_url, streams, settings.data_dir / "spill" / "nats", on_write=on_publish)
+        spill = settings.data_dir / "spill"
+        sink = NatsJetStreamSink(nats_url, streams, spill / "nats", on_write=on_publish)
         op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
+        # Full books (5000 levels a side) are encoded on a thread of their own and published
+        # on a connection of their own: the deltas behind them never wait for the encoding.
+        full_sink = OffWorkerSink(NatsJetStreamSink(nats_url, streams, spill / "nats-full", on_write=on_publish),
+                                  publications)
+        op.output("nats_full", op.key_on("full_by_book", full_books, lambda b: f"{b.venue}:{b.symbol}"), full_sink)
     return flow
 
 
@@ -198,7 +203,7 @@ def __getattr__(name: str) -> Dataflow:
     if name != "flow":
         raise AttributeError(name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    tune_garbage_collector()
+    favour_the_worker()
     settings = CollectSettings()
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     store = start_store(settings, url)

@@ -11,7 +11,7 @@ from bytewax.operators import StatefulLogic
 
 from operators.book_sync import BookSync
 from operators.report import ReportBuilder
-from operators.decode import decode, decode_typed_keyed
+from operators.decode import Keyed, decode, decode_typed_chunk_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.events import BookStats, QualityEvent
@@ -37,11 +37,26 @@ class StatusUpdate:
     at_ns: int  # when the counters were read, so lag is measured then and not when printed
 
 
+@dataclass(slots=True, frozen=True)
+class DecodedRawEvent(RawEvent):
+    """A RawEvent already decoded where it arrived: `decoded` is exactly what `decode` gives
+    for it. The live source decodes REST answers (5000-level snapshots, OKX books-full:
+    milliseconds each) on its own thread, so the flow's worker never stalls the messages
+    behind them; it records and replays as the plain RawEvent it is."""
+
+    decoded: list[Keyed] | Ignored
+
+
+def decode_off_worker(raw: RawEvent) -> RawEvent:
+    """The live source's `prepare` hook: the REST answer with its decoding done."""
+    return DecodedRawEvent(raw.recv_ns, raw.venue, raw.conn, raw.kind, raw.symbol, raw.url, raw.data, decode(raw))
+
+
 def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:
     """Key each decoded message by its book; what names no book travels under UNKEYED."""
     if isinstance(item, RecordingDefect):
         return [(UNKEYED, (UNKEYED, f"recording {item.where}: {item.reason}"))]
-    decoded = decode(item)
+    decoded = item.decoded if type(item) is DecodedRawEvent else decode(item)
     if isinstance(decoded, Ignored):
         return []
     out: list[tuple[str, tuple[str, object]]] = []
@@ -61,8 +76,7 @@ def decode_chunk_step(chunk: list[RawEvent | RecordingDefect]) -> list[tuple[str
     chunks; a live flow keeps `decode_step`, so no message waits for others."""
     out: list[tuple[str, tuple[str, object]]] = []
     books: dict[str, list[object]] = {}
-    for item in chunk:
-        typed = decode_typed_keyed(item) if type(item) is RawEvent else None
+    for item, typed in zip(chunk, decode_typed_chunk_keyed(chunk)):  # type: ignore[arg-type]
         if typed is not None:
             key, msg = typed
             if key in books:

@@ -8,7 +8,7 @@ are compared level by level over the window both know to be exact.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable
 
 from operators.book import BookSide, OrderBook
@@ -52,24 +52,26 @@ class Shadow:
 
 
 def _exact_bound(live: BookSide, shadow: BookSide) -> tuple[int, int]:
-    """How many levels of each side lie inside both horizons (the window both know exactly)."""
+    """How many levels of each side, from the top, lie inside both horizons (the window both know exactly)."""
     horizons = [h for h in (live.horizon, shadow.horizon) if h is not None]
     if not horizons:
         return len(live.keys), len(shadow.keys)
-    bound = min(horizons)
-    return bisect_right(live.keys, bound), bisect_right(shadow.keys, bound)
+    bound = max(horizons)  # the shallower one: keys grow towards the best level
+    return len(live.keys) - bisect_left(live.keys, bound), len(shadow.keys) - bisect_left(shadow.keys, bound)
 
 
 def _side_difference(name: str, live: BookSide, shadow: BookSide) -> str | None:
     n_live, n_shadow = _exact_bound(live, shadow)
-    live_qty = [wire[1] for wire in live.wires[:n_live]]
-    shadow_qty = [wire[1] for wire in shadow.wires[:n_shadow]]
-    if live.keys[:n_live] == shadow.keys[:n_shadow] and live_qty == shadow_qty:
+    live_levels, shadow_levels = live.top(n_live), shadow.top(n_shadow)
+    live_keys, shadow_keys = live.keys[len(live.keys) - n_live :], shadow.keys[len(shadow.keys) - n_shadow :]
+    live_qty = [wire[1] for wire in live_levels]
+    shadow_qty = [wire[1] for wire in shadow_levels]
+    if live_keys == shadow_keys and live_qty == shadow_qty:
         return None
     for rank in range(max(n_live, n_shadow)):
-        have = live.wires[rank] if rank < n_live else None
-        want = shadow.wires[rank] if rank < n_shadow else None
-        if have is None or want is None or live.keys[rank] != shadow.keys[rank] or have[1] != want[1]:
+        have = live_levels[rank] if rank < n_live else None
+        want = shadow_levels[rank] if rank < n_shadow else None
+        if have is None or want is None or live_keys[-1 - rank] != shadow_keys[-1 - rank] or have[1] != want[1]:
             shown_have = f"{have[0]} x {have[1]}" if have is not None else "nothing"
             shown_want = f"{want[0]} x {want[1]}" if want is not None else "nothing"
             return f"{name} level {rank + 1}: the book had {shown_have}, the exchange has {shown_want}"

@@ -30,7 +30,7 @@ def _horizon(levels: LevelChanges, limit: int | None) -> float | None:
     """The deepest known key of a snapshot side, or None when the side is complete."""
     if not levels.keys or (limit is not None and len(levels) < limit):
         return None
-    return max(levels.keys)
+    return min(levels.keys)
 
 
 class BinanceBookSync(SyncMachine):
@@ -158,10 +158,11 @@ class BinanceBookSync(SyncMachine):
         if asked is not None and recv_ns - asked < gap_ns:
             return []  # one request at a time; a lost one is asked again after the gap
         since_ns = recv_ns - (self._last_snapshot_ns if self._last_snapshot_ns is not None else recv_ns)
-        exact = min(self.exact_depths())
         if since_ns >= settings.audit_interval_ms * 1_000_000:
             reason = f"audit: last snapshot {since_ns / 1e9:.0f} s ago"
-        elif since_ns >= gap_ns and exact < settings.audit_exact_share * self.published_depth():
+        elif since_ns < gap_ns:
+            return []  # too soon after the last snapshot: the usual case
+        elif (exact := min(self.exact_depths())) < settings.audit_exact_share * self.published_depth():
             reason = f"audit: exact depth down to {exact} of {self.published_depth()} levels"
         else:
             return []

@@ -54,7 +54,7 @@ class _Candle(Struct, forbid_unknown_fields=True):
     B: str | UnsetType = UNSET
 
 
-class _Payload(Struct, forbid_unknown_fields=True):
+class Payload(Struct, forbid_unknown_fields=True):
     """Every field of a diff, trade, aggTrade, bookTicker or kline event; `b`/`a` differ by event."""
 
     e: str | UnsetType = UNSET
@@ -81,19 +81,19 @@ class _Combined(Struct, forbid_unknown_fields=True):
     """The combined-stream envelope `{"stream", "data"}`."""
 
     stream: str
-    data: _Payload
+    data: Payload
 
 
-_COMBINED = '{"stream":'
-_decode_combined = msgspec.json.Decoder(_Combined).decode
-_decode_plain = msgspec.json.Decoder(_Payload).decode
+COMBINED = '{"stream":'
+decode_combined = msgspec.json.Decoder(_Combined).decode
+_decode_plain = msgspec.json.Decoder(Payload).decode
 
 
 def _time(value: int | None | UnsetType, recv_ns: int) -> int | None:
     return None if value is UNSET else exchange_time(value, recv_ns)  # type: ignore[arg-type]
 
 
-def _diff(raw: RawEvent, p: _Payload, symbol: str) -> Decoded | None:
+def _diff(raw: RawEvent, p: Payload, symbol: str) -> Decoded | None:
     first_id, last_id, bids, asks = p.U, p.u, p.b, p.a
     if first_id is UNSET or last_id is UNSET or type(bids) is not list or type(asks) is not list:
         return None
@@ -112,7 +112,7 @@ def _diff(raw: RawEvent, p: _Payload, symbol: str) -> Decoded | None:
     return (symbol, diff)
 
 
-def _trade(raw: RawEvent, p: _Payload, symbol: str, trade_id: object) -> Decoded | None:
+def _trade(raw: RawEvent, p: Payload, symbol: str, trade_id: object) -> Decoded | None:
     price, quantity, maker = p.p, p.q, p.m
     if type(trade_id) is not int or trade_id < 0 or type(maker) is not bool:
         return None
@@ -122,7 +122,7 @@ def _trade(raw: RawEvent, p: _Payload, symbol: str, trade_id: object) -> Decoded
     return (symbol, trade)
 
 
-def _ticker(raw: RawEvent, p: _Payload, symbol: str) -> Decoded | None:
+def _ticker(raw: RawEvent, p: Payload, symbol: str) -> Decoded | None:
     bid, bid_qty, ask, ask_qty = p.b, p.B, p.a, p.A
     if not two_pairs_pass(bid, bid_qty, ask, ask_qty):
         return None
@@ -132,7 +132,7 @@ def _ticker(raw: RawEvent, p: _Payload, symbol: str) -> Decoded | None:
     return (symbol, ticker)
 
 
-def _kline(raw: RawEvent, p: _Payload, symbol: str, interval_ok: Callable[[str], object]) -> Decoded | None:
+def _kline(raw: RawEvent, p: Payload, symbol: str, interval_ok: Callable[[str], object]) -> Decoded | None:
     candle = p.k
     if candle is UNSET or candle.s != p.s:  # type: ignore[union-attr]
         return None
@@ -157,11 +157,26 @@ def decode_typed(
     `normalized` maps a Binance symbol to ours and `interval_ok` accepts a kline interval:
     the general path's own, so both paths agree on them by construction.
     """
+    payload = typed_payload(raw)
+    return None if payload is None else typed_message(raw, payload, normalized, interval_ok)
+
+
+def typed_payload(raw: RawEvent) -> Payload | None:
+    """The frame read into the typed shape, or None when only the general path may read it."""
     text = raw.data
     if raw.kind != "ws" or "\\" in text:  # escapes: leave every question of text to orjson
         return None
     try:
-        p = _decode_combined(text).data if text.startswith(_COMBINED) else _decode_plain(text)
+        return decode_combined(text).data if text.startswith(COMBINED) else _decode_plain(text)
+    except (msgspec.DecodeError, ValueError, TypeError):
+        return None
+
+
+def typed_message(
+    raw: RawEvent, p: Payload, normalized: Callable[[str], str], interval_ok: Callable[[str], object]
+) -> Decoded | None:
+    """`decode_typed`'s answer for a frame already read by `typed_payload`."""
+    try:
         s = p.s
         if type(s) is not str or not s:
             return None
@@ -175,8 +190,13 @@ def decode_typed(
             return _trade(raw, p, symbol, p.a)
         if event == "kline":
             return _kline(raw, p, symbol, interval_ok)
-        if event is UNSET and p.u is not UNSET and p.B is not UNSET and p.A is not UNSET:
+        if is_ticker(p):
             return _ticker(raw, p, symbol)
-    except (msgspec.DecodeError, BadMessage, ValueError, TypeError):
+    except (BadMessage, ValueError, TypeError):
         return None
     return None
+
+
+def is_ticker(p: Payload) -> bool:
+    """A book ticker, as the general path tells one: no event type, and u, B and A present."""
+    return p.e is UNSET and p.u is not UNSET and p.B is not UNSET and p.A is not UNSET

@@ -17,6 +17,8 @@ from schemas.events import BookStats, Kline, Ticker, Trade
 
 # Answers to our own REST requests: they say nothing about whether the stream still flows.
 _REST_ANSWERS = frozenset({DepthSnapshot, OkxDeepBook})
+# Market data that needs no book state: it passes through as it came.
+_PASS_THROUGH = frozenset({Ticker, Trade, Kline})
 
 
 class BookSync:
@@ -54,17 +56,22 @@ class BookSync:
         return route(msg)
 
     def handle_many(self, msgs: list[object]) -> list[object]:
-        """`handle` over a list, the events in order; tickers and klines, the most numerous
-        messages, pass through inline (the same as their route, without its calls)."""
+        """`handle` over a list, the events in order. Tickers, trades and klines, the most
+        numerous messages, need no book: each run of them between book messages passes
+        through as one slice, leaving the counters and the heard time as `handle` would."""
         machine = self.machine
+        kinds = list(map(type, msgs))
         events: list[object] = []
-        for msg in msgs:
-            kind = type(msg)
-            if kind is Ticker or kind is Kline:
-                machine.heard_ns = msg.recv_ns  # type: ignore[attr-defined]
-                events.append(msg)
-            else:
-                events += self.handle(msg)
+        start = 0
+        for at in [at for at, kind in enumerate(kinds) if kind not in _PASS_THROUGH] + [len(msgs)]:
+            if at > start:
+                run = msgs[start:at]
+                events += run
+                machine.stats.trades += kinds[start:at].count(Trade)
+                machine.heard_ns = run[-1].recv_ns  # type: ignore[attr-defined]
+            if at < len(msgs):
+                events += self.handle(msgs[at])
+            start = at + 1
         return events
 
     def stats(self) -> BookStats:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from operators.binance_typed import decode_typed
+from operators.binance_columns import decode_typed_chunk
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_binance
 from operators.okx_wire import decode_okx
 from operators.wire import MAX_FRAME_BYTES, Ignored, Rejected
@@ -33,10 +33,17 @@ def decode(raw: RawEvent) -> list[Keyed] | Ignored:
     return [(None if symbol is None else book_key(raw.venue, symbol), msg) for symbol, msg in decoded]
 
 
-def decode_typed_keyed(raw: RawEvent) -> tuple[str, object] | None:
-    """The typed path's one message with its book key, or None: then `decode` has the
-    answer. The common Binance frames in a few calls, for a replay's millions of them."""
-    if raw.venue not in _BINANCE_VENUES or len(raw.data) > MAX_FRAME_BYTES:
-        return None
-    typed = decode_typed(raw, normalized_symbol, KLINE_INTERVAL)
-    return None if typed is None else (book_key(raw.venue, typed[0]), typed[1])
+def decode_typed_chunk_keyed(items: list[object]) -> list[tuple[str, object] | None]:
+    """The typed path's answer for each item of a replay chunk (RawEvents and defects), with
+    its book key, or None: then `decode` has the answer. The common Binance frames of a
+    replay's millions in a few calls, their tickers, trades and diffs checked column by column."""
+    binance = [
+        at for at, item in enumerate(items)
+        if type(item) is RawEvent and item.venue in _BINANCE_VENUES and len(item.data) <= MAX_FRAME_BYTES
+    ]
+    answers: list[tuple[str, object] | None] = [None] * len(items)
+    typed = decode_typed_chunk([items[at] for at in binance], normalized_symbol, KLINE_INTERVAL)  # type: ignore[misc]
+    for at, answer in zip(binance, typed):
+        if answer is not None:
+            answers[at] = (book_key(items[at].venue, answer[0]), answer[1])  # type: ignore[attr-defined]
+    return answers

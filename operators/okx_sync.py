@@ -23,7 +23,7 @@ from collections import deque
 
 from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
-from operators.book import LevelChanges, WireLevel
+from operators.book import BookSide, LevelChanges, WireLevel
 from operators.wire import OkxBookMessage, OkxDeepBook
 from schemas.events import BookFull, QualityEvent, QualityKind, SourceAction, UpdateType
 
@@ -60,12 +60,12 @@ class OkxBookSync(SyncMachine):
         self._deep = deep
         return []
 
-    def _below(self, live: list[float], deep: LevelChanges, room: int) -> list[WireLevel]:
-        """Deep levels strictly past the last live level, at most `room` of them."""
-        if room <= 0 or not live:
+    def _below(self, side: BookSide, depth: int, deep: LevelChanges, room: int) -> list[WireLevel]:
+        """Deep levels strictly past the last live level (of the best `depth`), at most `room` of them."""
+        if room <= 0 or not side.keys or depth <= 0:
             return []
-        edge = live[-1]
-        past = [wire for key, wire in zip(deep.keys, deep.wires) if key > edge and wire is not None]
+        edge = side.keys[max(len(side.keys) - depth, 0)]
+        past = [wire for key, wire in zip(deep.keys, deep.wires) if key < edge and wire is not None]
         return past[:room]
 
     def _update_id(self, msg: OkxBookMessage) -> int:
@@ -190,12 +190,12 @@ class OkxBookSync(SyncMachine):
             update_type, self.seq_id, None, self.prev_seq_id, self.seq_id, self.checksum, self._exchange_ms, msg.recv_ns,
             depth=depth,
         )
-        full.kept_bids = self.book.bids.wires[depth:]
-        full.kept_asks = self.book.asks.wires[depth:]
+        full.kept_bids = self.book.bids.below(depth)
+        full.kept_asks = self.book.asks.below(depth)
         deep = self._deep
         if deep is not None and (msg.recv_ns - deep.recv_ns) // 1_000_000 <= self.settings.deep_max_age_ms:
             room = self.settings.depth - depth
-            full.deep_bids = self._below(self.book.bids.keys[:depth], deep.bids, room)
-            full.deep_asks = self._below(self.book.asks.keys[:depth], deep.asks, room)
+            full.deep_bids = self._below(self.book.bids, depth, deep.bids, room)
+            full.deep_asks = self._below(self.book.asks, depth, deep.asks, room)
             full.deep_age_ms = (msg.recv_ns - deep.recv_ns) // 1_000_000
         return full

@@ -10,7 +10,7 @@ or deltas that do not continue the book, raise `BrokenChain`.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left
 from collections.abc import Sequence
 
 from operators.book import BookSide, OrderBook
@@ -28,14 +28,15 @@ def _side(levels: Sequence[PriceQty], bids: bool) -> BookSide:
 
 def _continue(side: BookSide, base_edge: float | None, tail: Sequence[PriceQty], count: int, bids: bool) -> None:
     """Keep the levels down to the base's deepest one (none if the base side was empty), add
-    the stored tail, cut at `count`."""
-    keep = 0 if base_edge is None else bisect_right(side.keys, base_edge)
+    the stored tail below them, keep the best `count`."""
+    cut = len(side.keys) if base_edge is None else bisect_left(side.keys, base_edge)
     tail_side = _side(tail, bids)
-    side.keys[keep:] = tail_side.keys
-    side.wires[keep:] = tail_side.wires
+    side.keys[:cut] = tail_side.keys
+    side.wires[:cut] = tail_side.wires
     if len(side.keys) < count:
         raise BrokenChain(f"{len(side.keys)} levels rebuilt where the stored book had {count}")
-    del side.keys[count:], side.wires[count:]
+    extra = len(side.keys) - count
+    del side.keys[:extra], side.wires[:extra]
 
 
 def _check_count(side: BookSide, count: int) -> None:
@@ -74,16 +75,16 @@ class _Walk:
             _check_count(book.bids, row.bid_levels + row.kept_bid_levels)
             _check_count(book.asks, row.ask_levels + row.kept_ask_levels)
         else:
-            edges = (book.bids.keys[-1] if book.bids.keys else None, book.asks.keys[-1] if book.asks.keys else None)
+            edges = (book.bids.keys[0] if book.bids.keys else None, book.asks.keys[0] if book.asks.keys else None)
             self._advance(book, base.last_update_id, stored.last_update_id)  # type: ignore[arg-type]
             _continue(book.bids, edges[0], stored.bids, row.bid_levels + row.kept_bid_levels, True)
             _continue(book.asks, edges[1], stored.asks, row.ask_levels + row.kept_ask_levels, False)
         deep[0].apply(parse_side([list(level) for level in stored.deep_bids], "deep_bids", True))
         deep[1].apply(parse_side([list(level) for level in stored.deep_asks], "deep_asks", False))
-        bids, asks = book.bids.wires, book.asks.wires  # [price, quantity] lists, never changed in place
+        bids, asks = book.bids.levels(), book.asks.levels()  # [price, quantity] lists, never changed in place
         stored.bids, stored.kept_bids = bids[: row.bid_levels], bids[row.bid_levels :]
         stored.asks, stored.kept_asks = asks[: row.ask_levels], asks[row.ask_levels :]
-        stored.deep_bids, stored.deep_asks = list(deep[0].wires), list(deep[1].wires)
+        stored.deep_bids, stored.deep_asks = deep[0].levels(), deep[1].levels()
         return stored
 
     def _advance(self, book: OrderBook, at: int, until: int) -> None:

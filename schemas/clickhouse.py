@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEDUP_WINDOW_BLOCKS = 1000  # inserts remembered per table for insert_deduplication_token
@@ -415,14 +415,20 @@ class ClickHouseSettings(BaseSettings):
     """MARKETPRISM_CLICKHOUSE_*: where to store, how to log in, how long to keep, how to batch.
 
     Without a URL, the same DDL and writer run on chDB (in-process ClickHouse) under
-    `embedded_path`. The password is a SecretStr: printing or logging settings never shows it.
+    `embedded_path`. The password is a SecretStr, or a file (a mounted secret) read at each
+    connect: printing or logging settings never shows it. TLS is the `clickhouses://`
+    scheme; the server's certificate is verified, against `tls_ca_file` when set.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_CLICKHOUSE_", extra="ignore")
+    # pydantic quotes the input in a validation error; the input holds the password.
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_CLICKHOUSE_", extra="ignore", hide_input_in_errors=True)
 
-    url: str | None = Field(default=None, description="clickhouse://host:port; None: embedded chDB")
+    url: str | None = Field(default=None, description="clickhouse://host:port, clickhouses:// for TLS; None: embedded chDB")
     user: str = "default"
     password: SecretStr = SecretStr("")
+    password_file: Path | None = Field(default=None, description="a file holding the password, instead of password")
+    tls_ca_file: Path | None = Field(default=None, description="CA bundle the server's certificate must chain to")
+    tls_verify: bool = Field(default=True, description="false accepts any server certificate (a test server, say)")
     database: str = Field(default="marketprism", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     embedded_path: Path = Field(default=Path("data/clickhouse"), description="chDB's data directory")
     retention_days: dict[str, int] = Field(
@@ -448,5 +454,24 @@ class ClickHouseSettings(BaseSettings):
             raise ValueError("retention_days must be 0 (forever) or positive")
         return value
 
+    @model_validator(mode="after")
+    def _one_password_and_tls_on_tls(self) -> ClickHouseSettings:
+        if self.password_file is not None and self.password.get_secret_value():
+            raise ValueError("give MARKETPRISM_CLICKHOUSE_PASSWORD or MARKETPRISM_CLICKHOUSE_PASSWORD_FILE, not both")
+        address = self.address()
+        if (self.tls_ca_file is not None or not self.tls_verify) and not (address and address.secure):
+            raise ValueError("MARKETPRISM_CLICKHOUSE_TLS_* need a clickhouses:// URL (the server's secure port)")
+        return self
+
     def address(self) -> ServerAddress | None:
         return parse_url(self.url) if self.url else None
+
+    def secret_password(self) -> str:
+        """The password itself, for the driver only: read from `password_file` at each call,
+        so a rotated secret is picked up at the next connect. An error names the file, never its content."""
+        if self.password_file is None:
+            return self.password.get_secret_value()
+        try:
+            return self.password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise OSError(f"cannot read the ClickHouse password file {self.password_file}: {exc.strerror}") from None

@@ -1,4 +1,7 @@
-"""Settings models. Values come from the environment (MARKETPRISM_...), never from code."""
+"""Settings models. Values come from the environment (MARKETPRISM_...), never from code.
+
+Each hides its input in validation errors: pydantic would quote every value, and a NATS
+URL may carry a password (`nats://user:secret@host`)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ class SyncKnobs(TypedDict):
 class ReplaySettings(BaseSettings):
     """`python -m bytewax.run flows.replay` reads these; `marketprism replay` sets them from flags."""
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_REPLAY_")
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_REPLAY_", hide_input_in_errors=True)
 
     inputs: Annotated[list[Path], NoDecode] = Field(description="recording files, separated by ':' or ','")
     out: Path | None = Field(default=None, description="normalized events as JSON Lines")
@@ -54,7 +57,7 @@ class CollectSettings(BaseSettings):
     """The collector's settings: MARKETPRISM_* environment variables, or a YAML file named by
     MARKETPRISM_CONFIG (environment wins). Endpoints default to the live exchanges."""
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_", extra="ignore", hide_input_in_errors=True)
 
     venues: Annotated[list[str], NoDecode] = Field(default=["binance", "okx"])
     symbols: Annotated[list[str], NoDecode] = Field(default=["BTC-USDT", "ETH-USDT"])
@@ -162,7 +165,7 @@ class StoreSettings(BaseSettings):
     without a URL it is chDB under `<data_dir>/clickhouse`, as for the collector.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_", extra="ignore", hide_input_in_errors=True)
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="the collector's NATS")
     data_dir: Path = Field(default=Path("data"), description="batches on their way (<data_dir>/spill/store)")

@@ -158,7 +158,8 @@ class NatsAuth(BaseSettings):
     Secrets are `SecretStr` so that printing or logging settings never shows them.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_NATS_")
+    # pydantic quotes the input in a validation error; these inputs hold secrets.
+    model_config = SettingsConfigDict(env_prefix="MARKETPRISM_NATS_", hide_input_in_errors=True)
 
     user: str | None = None
     password: SecretStr | None = None

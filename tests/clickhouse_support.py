@@ -32,6 +32,7 @@ from schemas.events import BookDelta, BookFull, Kline, Ticker, Trade
 from schemas.features import FeatureRow
 from sim.faults import FaultPlan
 from sim.recording import generate_recording
+from tests.tls_support import Certificates
 
 SERVER_BINARY = "clickhouse-server"
 START_TIMEOUT_S = 30.0
@@ -179,17 +180,21 @@ def server_binary_or_skip() -> str:
 class ClickHouseServer:
     """`clickhouse-server` on 127.0.0.1 with its own configuration and data under `root`.
 
-    One user, `marketprism`, with a password (in a config file readable only by us). Stop
-    and start again with the same root and port to bring the same data back.
+    One user, `marketprism`, with a password (in a config file readable only by us). With
+    `tls`, the native protocol also listens over TLS on `secure_port` (`tcp_port_secure`,
+    the server's certificate from `tls`; clients are not asked for one). Stop and start
+    again with the same root and ports to bring the same data back.
     """
 
     USER = "marketprism"
 
-    def __init__(self, binary: str, root: Path, password: str) -> None:
+    def __init__(self, binary: str, root: Path, password: str, tls: Certificates | None = None) -> None:
         self.binary = binary
         self.root = root
         self.password = password
+        self.tls = tls
         self.port = free_loopback_port()
+        self.secure_port = free_loopback_port() if tls else None
         self.log_path = root / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._write_config()
@@ -197,6 +202,11 @@ class ClickHouseServer:
     @property
     def url(self) -> str:
         return f"clickhouse://127.0.0.1:{self.port}"
+
+    @property
+    def secure_url(self) -> str:
+        assert self.secure_port is not None, "started without tls"
+        return f"clickhouses://127.0.0.1:{self.secure_port}"
 
     def client(self) -> Client:
         return Client("127.0.0.1", port=self.port, user=self.USER, password=self.password, connect_timeout=2)
@@ -249,11 +259,20 @@ class ClickHouseServer:
         config = self.root / "config.xml"
         config.touch(mode=0o600)
         config.chmod(0o600)
+        secure = "" if self.tls is None else f"""
+  <tcp_port_secure>{self.secure_port}</tcp_port_secure>
+  <openSSL><server>
+    <certificateFile>{self.tls.cert}</certificateFile>
+    <privateKeyFile>{self.tls.key}</privateKeyFile>
+    <verificationMode>none</verificationMode>
+    <loadDefaultCAFile>false</loadDefaultCAFile>
+    <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+  </server></openSSL>"""
         config.write_text(f"""<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><console>1</console></logger>
   <listen_host>127.0.0.1</listen_host>
-  <tcp_port>{self.port}</tcp_port>
+  <tcp_port>{self.port}</tcp_port>{secure}
   <path>{self.root}/data/</path>
   <tmp_path>{self.root}/tmp/</tmp_path>
   <user_files_path>{self.root}/user_files/</user_files_path>

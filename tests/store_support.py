@@ -40,6 +40,14 @@ print(json.dumps(out))
 """
 
 
+ROWS_SQL = """
+import json, sys
+from chdb import session
+s = session.Session(sys.argv[1])
+print(json.dumps([json.loads(str(s.query(sql, "JSONCompact")))["data"] for sql in json.loads(sys.argv[2])]))
+"""
+
+
 def subject_kind(subject: str) -> str:
     tokens = subject.split(".")
     return tokens[0] if tokens[0] == "features" else tokens[1] if tokens[0] == "orderbook" else tokens[3]
@@ -85,6 +93,16 @@ def stored_counts(chdb_path: Path, database: str = "marketprism") -> dict:
     read in a child process (chDB opens one data directory per process)."""
     done = subprocess.run(
         [sys.executable, "-c", COUNT_SQL, str(chdb_path), database, json.dumps(STORED)],
+        cwd=REPO, check=True, capture_output=True, text=True, timeout=120,
+    )
+    return json.loads(done.stdout)
+
+
+def chdb_rows(chdb_path: Path, *queries: str) -> list[list[list]]:
+    """The rows of each query on a chDB directory, read in a child process (chDB opens one
+    data directory per process, and a test process may hold another)."""
+    done = subprocess.run(
+        [sys.executable, "-c", ROWS_SQL, str(chdb_path), json.dumps(queries)],
         cwd=REPO, check=True, capture_output=True, text=True, timeout=120,
     )
     return json.loads(done.stdout)

@@ -92,8 +92,8 @@ def _sync_until(recording: Path, settings: SyncSettings, corrupt_before_snapshot
         if raw.kind == "rest":
             snapshots += 1
             if snapshots == corrupt_before_snapshot:
-                price = book.machine.book.bids.wires[3][0]
-                book.machine.book.bids.wires[3] = [price, "123.45678000"]
+                price = book.machine.book.bids.wires[-4][0]  # the fourth best bid
+                book.machine.book.bids.wires[-4] = [price, "123.45678000"]
         decoded = decode(raw)
         if not isinstance(decoded, Ignored):
             for key, msg in decoded:

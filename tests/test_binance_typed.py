@@ -3,7 +3,7 @@
 Every frame of generated recordings (with faults) and of the real captures, then frames with
 fields changed to any JSON value, dropped or added: whenever the typed path answers, its
 message equals the general path's; where it does not, the general path decides (and words
-every rejection).
+every rejection). The column-wise chunk decoder gives, frame for frame, the typed path's answers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.recording import read_recording
+from operators.binance_columns import decode_typed_chunk
 from operators.binance_typed import decode_typed
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_general
 from schemas.raw import RawEvent
@@ -92,3 +93,48 @@ def test_untouched_samples_take_the_typed_path() -> None:
             raw = _raw(orjson.dumps(frame).decode())
             assert decode_typed(raw, normalized_symbol, KLINE_INTERVAL) is not None, frame
             assert _agree(raw)
+
+
+def _one_by_one(raws: list[RawEvent]) -> list[object]:
+    return [decode_typed(raw, normalized_symbol, KLINE_INTERVAL) for raw in raws]
+
+
+def _by_columns(raws: list[RawEvent]) -> list[object]:
+    return decode_typed_chunk(raws, normalized_symbol, KLINE_INTERVAL)
+
+
+def test_chunks_of_recordings_agree_column_by_column(tmp_path: Path, real_recordings: dict[str, Path]) -> None:
+    path = tmp_path / "faulty.jsonl.zst"
+    faults = FaultPlan(seed=5, drop=2, duplicate=2, swap=1, not_json=2, bad_price=3, negative_qty=3, resnapshot=1)
+    generate_recording(path, venues=("binance",), symbols=("BTC-USDT", "ETH-USDT"), seconds=15, seed=11, faults=faults)
+    for recording in [path, *real_recordings.values()]:
+        raws = [raw for raw in read_recording(recording) if isinstance(raw, RawEvent) and raw.venue != "okx"]
+        for start in range(0, len(raws), 300):
+            chunk = raws[start : start + 300]
+            assert _by_columns(chunk) == _one_by_one(chunk)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    samples=st.lists(st.sampled_from(SAMPLES), min_size=1, max_size=8), combined=st.booleans(),
+    changed=st.integers(min_value=0, max_value=7), field=st.sampled_from(
+        ["e", "E", "s", "U", "u", "b", "a", "B", "A", "t", "p", "q", "T", "m", "M", "f", "l", "k", "extra"]
+    ),
+    value=json_values, drop=st.booleans(),
+)
+def test_chunks_with_a_changed_frame_agree_column_by_column(
+    samples: list[dict], combined: bool, changed: int, field: str, value: object, drop: bool
+) -> None:
+    """One frame of a chunk changed: its column may fail a check, and then every frame of
+    the column still gets the answer it gets on its own."""
+    raws = []
+    for at, sample in enumerate(samples):
+        payload = orjson.loads(orjson.dumps(sample))
+        if at == changed % len(samples):
+            if drop:
+                payload.pop(field, None)
+            else:
+                payload[field] = value
+        frame = {"stream": "btcusdt@x", "data": payload} if combined else payload
+        raws.append(_raw(json.dumps(frame, separators=(",", ":"))))
+    assert _by_columns(raws) == _one_by_one(raws)

@@ -5,7 +5,10 @@ insert deduplication tokens, so these tests create the production tables' column
 and engine in 18.16's dialect (`compat_create_sql`); the production DDL itself is
 verified on chDB. Without the token, a retried batch can land twice until its parts merge:
 the checks read with FINAL and also after OPTIMIZE ... FINAL, where each row must be
-stored exactly once. Skipped without the server binary, unless CI=true.
+stored exactly once. The server also listens over TLS (`tcp_port_secure`, a certificate
+from a throw-away CA): the sink logs in there with a password from a file and checks the
+certificate against the CA; a wrong password or an untrusted certificate is an error that
+names neither password. Skipped without the server binary, unless CI=true.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import urllib.request
+
 import pytest
-from pydantic import SecretStr
+from clickhouse_driver.errors import NetworkError, ServerException
+from pydantic import SecretStr, ValidationError
 
 from connectors.clickhouse import ClickHouseSink
-from connectors.clickhouse_backend import NativeBackend
+from connectors.clickhouse_backend import NativeBackend, open_backend
+from connectors.metrics_server import MetricsEndpoint
+from connectors.nats_server import free_loopback_port
 from schemas.clickhouse import TABLES, ClickHouseSettings, parse_url
 from schemas.clickhouse_rows import batch_token, events_from_rows, table_of, to_batches
 from tests.clickhouse_support import (
@@ -34,13 +42,16 @@ from tests.clickhouse_support import (
     replay,
     server_binary_or_skip,
 )
+from tests.store_support import wait_for
+from tests.tls_support import certificates
 
 _databases = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseServer]:
-    running = ClickHouseServer(server_binary_or_skip(), tmp_path_factory.mktemp("clickhouse"), secrets.token_hex(12))
+    root = tmp_path_factory.mktemp("clickhouse")
+    running = ClickHouseServer(server_binary_or_skip(), root, secrets.token_hex(12), tls=certificates(root / "tls"))
     running.start()
     yield running
     running.stop()
@@ -124,3 +135,77 @@ def test_the_server_dies_mid_write_and_every_row_is_stored_once(
     expected = Counter(table_of(e).name for e in as_read_back(events))  # type: ignore[union-attr]
     assert counts_after_merge(server, database) == {name: expected[name] for name in TABLES}
     assert server.password not in caplog.text, "credentials are never logged"
+
+
+def _scrape(endpoint: MetricsEndpoint) -> str:
+    with urllib.request.urlopen(endpoint.url, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_the_sink_logs_in_over_tls_with_a_password_file_and_no_secret_shows(
+    server: ClickHouseServer, database: str, events: list[object], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert server.tls is not None
+    password_file = tmp_path / "clickhouse-password"
+    password_file.write_text(server.password + "\n")  # as `kubectl create secret --from-file` leaves it
+    for name, value in (("URL", server.secure_url), ("USER", server.USER), ("PASSWORD_FILE", str(password_file)),
+                        ("TLS_CA_FILE", str(server.tls.ca)), ("DATABASE", database)):
+        monkeypatch.setenv(f"MARKETPRISM_CLICKHOUSE_{name}", value)
+    monkeypatch.delenv("MARKETPRISM_CLICKHOUSE_PASSWORD", raising=False)
+    settings = ClickHouseSettings()
+    endpoint = MetricsEndpoint("127.0.0.1", free_loopback_port()).start()
+    try:
+        sink = ClickHouseSink(settings, tmp_path / "spill", manage_schema=False)
+        partition = sink.build_part("clickhouse", "clickhouse", None)
+        partition.write_batch(events)
+        partition.close()
+        metrics = _scrape(endpoint)
+    finally:
+        endpoint.stop()
+    assert sink.stats.failures == 0 and sink.stats.on_disk == 0, sink.stats
+    assert f"connected to {server.secure_url}" in caplog.text  # the TLS-only port
+    assert read_back(server, database) == Counter(map(repr, as_read_back(events)))
+    shown = caplog.text + metrics + repr(settings) + str(settings) + repr(sink.stats) + repr(partition.__dict__)
+    assert server.password not in shown
+
+
+def test_a_wrong_password_or_an_untrusted_certificate_is_refused_without_showing_the_password(
+    server: ClickHouseServer, events: list[object], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    assert server.tls is not None
+    wrong = "wrong-" + server.password
+    refused_settings = ClickHouseSettings(url=server.secure_url, user=server.USER, password=SecretStr(wrong),
+                                          tls_ca_file=server.tls.ca, database="marketprism")
+    with pytest.raises(ServerException) as refused:
+        open_backend(refused_settings)
+    assert "Wrong password" in str(refused.value)  # the server's own answer: TLS was accepted, the password not
+    # Without our CA the server's certificate chains to nothing the client trusts.
+    untrusted_settings = ClickHouseSettings(url=server.secure_url, user=server.USER, password=SecretStr(server.password))
+    with pytest.raises(NetworkError) as untrusted:
+        open_backend(untrusted_settings)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+    unchecked = open_backend(untrusted_settings.model_copy(update={"tls_verify": False}))  # what the check refused
+    assert unchecked.query("SELECT 1") == [(1,)]
+    unchecked.close()
+    # The sink's retry loop logs each refusal in a line: never with the password.
+    sink = ClickHouseSink(refused_settings, tmp_path / "spill", retry_cap_s=0.2, close_timeout_s=1, manage_schema=False)
+    partition = sink.build_part("clickhouse", "clickhouse", None)
+    partition.write_batch(events[:50])
+    partition.snapshot()
+    wait_for(lambda: sink.stats.failures >= 2, "the sink to retry the refused login")
+    partition.close()
+    assert "Wrong password" in caplog.text
+    missing = ClickHouseSettings(url=server.secure_url, password_file=tmp_path / "absent")
+    with pytest.raises(OSError, match="absent") as unreadable:
+        missing.secret_password()
+    for secret in (wrong, server.password):
+        for shown in (str(refused.value), repr(refused.value), str(untrusted.value), str(unreadable.value),
+                      caplog.text, repr(refused_settings), str(sink.stats)):
+            assert secret not in shown
+    with pytest.raises(ValidationError, match="not both"):
+        ClickHouseSettings(url=server.secure_url, password=SecretStr(wrong), password_file=tmp_path / "absent")
+    with pytest.raises(ValidationError, match="clickhouses://"):
+        ClickHouseSettings(url=server.url, tls_ca_file=server.tls.ca)  # TLS settings on a plain URL: refused

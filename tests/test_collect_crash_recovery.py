@@ -1,5 +1,5 @@
 """SIGKILL the collector mid-run, restart it with Bytewax recovery: nothing is published
-twice, and the stretch the books missed while it was down is a marked gap, not hidden.
+or stored twice, and the stretch the books missed while it was down is a marked gap, not hidden.
 
 The collector runs as `python -m bytewax.run flows.collect -r DIR -s 1` against the
 simulator; what it publishes is read back from NATS. Each book's recovery state is its
@@ -7,7 +7,9 @@ last update id (a plain value), so after the restart the book resyncs from a fre
 snapshot and a `gap` quality event names the update ids that may be missing: from the
 last one it had snapshotted to the new snapshot's. The test holds that against what NATS
 really holds: the marked range covers every id between the last delta before the kill
-and the first one after, and no delta is stored twice.
+and the first one after, and no delta is stored twice. A store process (`flows.store`,
+chDB) reads the same NATS throughout; once it has drained the streams, ClickHouse holds
+each book's deltas exactly as NATS does (every update id once) and the same gap events.
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.live_support import read_streams
 from tests.sim_server_support import wait_for
+from tests.store_support import chdb_rows, flow_env, kill_flows, run_flow
 
 REPO = Path(__file__).resolve().parents[1]
 BOOKS = ("binance:eth-usdt", "okx:eth-usdt")
 GAP = re.compile(r"restarted: update ids (\d+)\.\.(\d+) came while the collector was down")
+# Read without FINAL: a delta stored twice shows as two rows.
+STORED_DELTAS = "SELECT exchange_name, symbol_name, update_id FROM marketprism.orderbook_deltas ORDER BY 1, 2, 3"
+STORED_GAPS = "SELECT exchange_name, symbol_name, detail FROM marketprism.quality_events WHERE kind = 'gap' ORDER BY 1, 2, 3"
 
 
 def _env(simulator: SimulatorThread, nats_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -82,27 +88,36 @@ def restarted(tmp_path_factory: pytest.TempPathFactory):
     command = [sys.executable, "-m", "bytewax.run", "flows.collect", "-r", str(recovery), "-s", "1", "-b", "0"]
     with SimulatorThread(SimSettings(seed=4, symbols=("ETH-USDT",))) as simulator, \
             EmbeddedNatsServer(tmp / "nats") as server:
-        first = subprocess.Popen(command, cwd=REPO, env=_env(simulator, server.url, tmp / "data"),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: _deltas_stored(server.url) >= 150, 40, "deltas before the crash")
-            wait_for(lambda: _books_committed(recovery) == len(BOOKS), 20, "a committed recovery snapshot of both books")
+            store_env = flow_env(simulator, server.url, tmp / "store", MARKETPRISM_STORE_BATCH_AGE_S="0.2")
+            store = run_flow("flows.store", store_env, tmp / "store.log")
+            first = subprocess.Popen(command, cwd=REPO, env=_env(simulator, server.url, tmp / "data"),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: _deltas_stored(server.url) >= 150, 40, "deltas before the crash")
+                wait_for(lambda: _books_committed(recovery) == len(BOOKS), 20,
+                         "a committed recovery snapshot of both books")
+            finally:
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=30)
+            before_restart = _deltas_stored(server.url)
+            second = subprocess.run(
+                command, cwd=REPO, env=_env(simulator, server.url, tmp / "data", MARKETPRISM_RUN_SECONDS="8"),
+                capture_output=True, timeout=120,
+            )
+            assert second.returncode == 0, second.stderr.decode()[-2000:]
+            store.send_signal(signal.SIGTERM)  # store what the streams hold, then stop
+            assert store.wait(120) == 0, (tmp / "store.log").read_text()[-3000:]
         finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=30)
-        before_restart = _deltas_stored(server.url)
-        second = subprocess.run(
-            command, cwd=REPO, env=_env(simulator, server.url, tmp / "data", MARKETPRISM_RUN_SECONDS="8"),
-            capture_output=True, timeout=120,
-        )
-        assert second.returncode == 0, second.stderr.decode()[-2000:]
+            kill_flows()
         stored = read_streams(server.url, ("ORDERBOOK_DELTA", "MARKET_DATA"))
-        yield before_restart, stored
+    deltas, gaps = chdb_rows(tmp / "store" / "clickhouse", STORED_DELTAS, STORED_GAPS)
+    yield before_restart, stored, {"deltas": deltas, "gaps": gaps}
 
 
 @pytest.mark.parametrize("book", BOOKS)
 def test_no_delta_twice_and_the_missed_stretch_is_marked(restarted, book: str) -> None:
-    before_restart, stored = restarted
+    before_restart, stored, _ = restarted
     venue, symbol = book.split(":")
     deltas = [delta for _, delta, _ in stored[f"orderbook.pure_delta.{venue}.{symbol}"]]
     ids = [delta["update_id"] for delta in deltas]
@@ -121,3 +136,20 @@ def test_no_delta_twice_and_the_missed_stretch_is_marked(restarted, book: str) -
     # What is really missing (after the last delta stored, up to the new snapshot) lies inside the mark.
     assert marked_from <= last_before + 1 and marked_to >= first_after
     assert len(deltas) > before_restart // 4  # both runs published this book's deltas
+
+
+def test_storage_holds_every_delta_of_nats_once_and_the_gaps(restarted) -> None:
+    _, stored, in_storage = restarted
+    for book in BOOKS:
+        venue, symbol = book.split(":")
+        in_nats = sorted(delta["update_id"] for _, delta, _ in stored[f"orderbook.pure_delta.{venue}.{symbol}"])
+        rows = [update_id for v, s, update_id in in_storage["deltas"] if (v, s.lower()) == (venue, symbol)]
+        assert len(rows) == len(set(rows)), f"{book}: {len(rows) - len(set(rows))} deltas stored twice"
+        missing, extra = sorted(set(in_nats) - set(rows)), sorted(set(rows) - set(in_nats))
+        assert not missing and not extra, f"{book}: not stored {missing[:5]}, stored but not in NATS {extra[:5]}"
+        gaps_in_nats = sorted(
+            event["detail"] for _, event, _ in stored[f"market.{venue}.{symbol}.quality"] if event["kind"] == "gap"
+        )
+        gaps_stored = [detail for v, s, detail in in_storage["gaps"] if (v, s.lower()) == (venue, symbol)]
+        assert gaps_stored == gaps_in_nats and len(gaps_stored) == 1, (book, gaps_stored, gaps_in_nats)
+    assert [row for row in in_storage["gaps"] if row[0] == "nats"] == [], "the store lost nothing of the streams"

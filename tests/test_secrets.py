@@ -5,39 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import nats.errors
 import pytest
+from pydantic import ValidationError
 
 from connectors.jetstream import connect
 from connectors.metrics_server import MetricsEndpoint
 from connectors.nats_server import EmbeddedNatsServer
 from schemas.clickhouse import ClickHouseSettings
+from schemas.settings import CollectSettings
 from schemas.streams import NatsAuth
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.live_support import collect_from
+from tests.tls_support import certificates
 
 USER, PASSWORD = "marketprism", "pw-Zq8!never-logged"
 CLICKHOUSE_PASSWORD = "ch-Kx3!never-logged"
-
-
-def _certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 it signed (openssl, written here)."""
-    ca_key, ca, key, csr, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
-    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
-        "-subj", "/CN=marketprism test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
-    extensions = directory / "san.ext"
-    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
-        "-days", "1", "-extfile", str(extensions))
-    return ca, cert, key
 
 
 def _free_port() -> int:
@@ -61,7 +50,7 @@ async def _stored_subjects(url: str, auth: NatsAuth) -> dict[str, int]:
 
 @pytest.fixture
 def tls_nats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    ca, cert, key = _certificates(tmp_path)
+    ca, cert, key = certificates(tmp_path)
     for name in ("TOKEN", "CREDS_FILE", "TLS_CERT_FILE", "TLS_KEY_FILE"):
         monkeypatch.delenv(f"MARKETPRISM_NATS_{name}", raising=False)
     monkeypatch.setenv("MARKETPRISM_NATS_USER", USER)
@@ -107,3 +96,24 @@ def test_a_refused_login_says_so_without_the_password(tls_nats: EmbeddedNatsServ
     with pytest.raises(Exception) as untrusted:
         asyncio.run(connect(tls_nats.url, auth=plain, name="test", allow_reconnect=False, max_reconnect_attempts=0))
     assert PASSWORD not in str(untrusted.value)
+
+
+@pytest.mark.parametrize(("model", "env", "says"), [
+    (NatsAuth, {"MARKETPRISM_NATS_PASSWORD": PASSWORD}, "go together"),
+    (ClickHouseSettings, {"MARKETPRISM_CLICKHOUSE_PASSWORD": CLICKHOUSE_PASSWORD,
+                          "MARKETPRISM_CLICKHOUSE_PASSWORD_FILE": "/run/secrets/clickhouse"}, "not both"),
+    (CollectSettings, {"MARKETPRISM_NATS_URL": f"nats://{USER}:{PASSWORD}@127.0.0.1:4222",
+                       "MARKETPRISM_OKX_WS_URL": "wss://127.0.0.1/not-public"}, "does not end in /public"),
+])
+def test_a_settings_error_says_what_is_wrong_without_quoting_a_secret(
+    model: type, env: dict[str, str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pydantic quotes a model's whole input in the errors of its model validators by default.
+    for name in [k for k in os.environ if k.startswith("MARKETPRISM_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=says) as refused:
+        model()
+    for secret in (PASSWORD, CLICKHOUSE_PASSWORD):
+        assert secret not in str(refused.value) and secret not in repr(refused.value)

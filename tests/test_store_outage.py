@@ -1,5 +1,9 @@
 """A ClickHouse outage while the collector runs: the collector keeps publishing at its rate,
-and once the server is back every message is stored once (clickhouse-server 18.16)."""
+and once the server is back every message is stored once (clickhouse-server 18.16).
+
+The store logs in as production should: over TLS (`clickhouses://`, the server's
+certificate checked against a throw-away CA) with its password in a file, and the
+password shows nowhere in its log, through the outage and the reconnects."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from sim.settings import SimSettings
 from connectors.nats_server import EmbeddedNatsServer
 from tests.clickhouse_support import ClickHouseServer, compat_create_sql, server_binary_or_skip
 from tests.store_support import STORED, acked, flow_env, kill_flows, run_flow, stream_counts, wait_for
+from tests.tls_support import certificates
 
 DATABASE = "store_outage"
 WINDOW_S = 5.0
@@ -38,8 +43,11 @@ def _published_per_s(url: str) -> float:
 
 
 def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp_path: Path) -> None:
-    clickhouse = ClickHouseServer(server_binary_or_skip(), tmp_path / "clickhouse-server", secrets.token_hex(12))
+    tls = certificates(tmp_path / "tls")
+    clickhouse = ClickHouseServer(server_binary_or_skip(), tmp_path / "clickhouse-server", secrets.token_hex(12), tls=tls)
     clickhouse.start()
+    password_file = tmp_path / "clickhouse-password"
+    password_file.write_text(clickhouse.password)
     try:
         client = clickhouse.client()
         client.execute(f"CREATE DATABASE {DATABASE}")
@@ -51,8 +59,9 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
                                                     MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="40"),
                               tmp_path / "collector.log")
             store = run_flow("flows.store", flow_env(
-                simulator, nats_server.url, tmp_path / "store", MARKETPRISM_CLICKHOUSE_URL=clickhouse.url,
-                MARKETPRISM_CLICKHOUSE_USER=clickhouse.USER, MARKETPRISM_CLICKHOUSE_PASSWORD=clickhouse.password,
+                simulator, nats_server.url, tmp_path / "store", MARKETPRISM_CLICKHOUSE_URL=clickhouse.secure_url,
+                MARKETPRISM_CLICKHOUSE_USER=clickhouse.USER, MARKETPRISM_CLICKHOUSE_PASSWORD_FILE=str(password_file),
+                MARKETPRISM_CLICKHOUSE_TLS_CA_FILE=str(tls.ca),
                 MARKETPRISM_CLICKHOUSE_DATABASE=DATABASE, MARKETPRISM_STORE_MANAGE_SCHEMA="false",
                 MARKETPRISM_STORE_ACK_WAIT_S="5",
             ), tmp_path / "store.log")
@@ -76,6 +85,8 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
             # 18.16 has no insert_deduplication_token: a batch the server took just before it was
             # killed, and that the store then sent again, is there twice until parts merge.
             assert rows - distinct <= max(50, rows // 20), (kind, rows, distinct)
-        assert "ClickHouse sink" in (tmp_path / "store.log").read_text()
+        store_log = (tmp_path / "store.log").read_text()
+        assert store_log.count(f"connected to {clickhouse.secure_url}") >= 2  # the TLS-only port, before and after the outage
+        assert clickhouse.password not in store_log
     finally:
         clickhouse.stop()
