@@ -6,7 +6,7 @@ inserting every table's batches. ClickHouse wants few large inserts rather than 
 ones, and one fixed partition has one stable spill directory whatever the number of
 workers, so batches spilled by one run are found by the next. (chDB, the embedded default,
 can only be opened by one process anyway.) Items are `(key, event)`: BookFull, BookDelta,
-Trade, Ticker, QualityEvent, Kline, or `connectors.acks.Stored` wrapping one (the store's
+Trade, Ticker, QualityEvent, Kline, FeatureRow, or `connectors.acks.Stored` wrapping one (the store's
 stream messages); anything else (resync requests, status) is ignored. The key only routes,
 so any key will do (`venue:symbol`, say).
 
@@ -57,6 +57,7 @@ from connectors.spill import SUFFIX, SpillQueue, fsync_dir, write_durably
 from schemas.clickhouse import TABLES, ClickHouseSettings
 from schemas.clickhouse_rows import Batch, FullBookFrames, add_event, batch_len, batch_token
 from schemas.events import BookDelta, BookFull
+from schemas.features import FeatureRow
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ REJECTED_DIR = "rejected"
 LOG_BACKLOG_EVERY_S = 10.0
 LEVEL_BYTES = 24  # rough size of one price level in a batch, for batch_bytes and buffer_bytes
 ROW_BYTES = 100
+FEATURE_BYTES = 16  # one feature's value and its (shared) name
 
 # Server answers that say "not now" rather than "never": they are retried without limit.
 TRANSIENT_CODES = frozenset({159, 202, 203, 209, 210, 241, 242, 243, 252, 425})
@@ -144,6 +146,8 @@ def _size(event: object) -> int:
         return ROW_BYTES + LEVEL_BYTES * (len(event.bids) + len(event.asks) + len(event.deep_bids) + len(event.deep_asks))
     if isinstance(event, BookDelta):
         return ROW_BYTES + LEVEL_BYTES * (len(event.bid_updates) + len(event.ask_updates))
+    if isinstance(event, FeatureRow):
+        return ROW_BYTES + FEATURE_BYTES * len(event.values)
     return ROW_BYTES
 
 

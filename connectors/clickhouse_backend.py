@@ -114,6 +114,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "UInt32": pa.uint32(),
     "UInt64": pa.uint64(),
     "Int64": pa.int64(),
+    "Float64": pa.float64(),
     "Bool": pa.bool_(),
     "DateTime64(3, 'UTC')": pa.timestamp("ms", tz="UTC"),
     "DateTime64(9, 'UTC')": pa.timestamp("ns", tz="UTC"),

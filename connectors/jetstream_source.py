@@ -1,9 +1,9 @@
 """Bytewax source reading the collector's JetStream streams through durable pull consumers.
 
 JetStreamSource — unit of parallelism: one partition per stream (ORDERBOOK_FULL,
-ORDERBOOK_DELTA, MARKET_TRADES, MARKET_DATA), each with its own connection and its own
-durable consumer `{durable_prefix}-{stream}`. One consumer per stream rather than one over
-all four because a JetStream consumer belongs to one stream, and because sequence numbers
+ORDERBOOK_DELTA, MARKET_TRADES, MARKET_DATA, FEATURES), each with its own connection and its
+own durable consumer `{durable_prefix}-{stream}`. One consumer per stream rather than one over
+all of them because a JetStream consumer belongs to one stream, and because sequence numbers
 are per stream: a batch's dedup token and the detection of a lost stretch both need one
 stream's sequence. The consumer has no subject filter, so every sequence is seen and a
 jump in them is a loss, not a filter; messages whose content another subject stores
@@ -363,7 +363,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
 
 class JetStreamSource(FixedPartitionedSource[Stored, int | None]):
-    """The four streams as `Stored` items, through durable consumers `{durable_prefix}-{stream}`.
+    """The streams (`StreamSettings.streams()`) as `Stored` items, through durable consumers `{durable_prefix}-{stream}`.
 
     `ledger` is shared with the ClickHouse sink, which reports committed batches to it;
     `auth` defaults to the environment, as for the publisher. Once `drain_and_stop` is set,

@@ -1,11 +1,13 @@
-"""`marketprism dataset build`: a training dataset of one book from recordings.
+"""`marketprism dataset build`: a training dataset of one book from recordings or storage.
 
-The recording is replayed through the sync engine (`flows.offline.sync_messages`, the
-same BookSync the live flow runs) and its normalized events through the same
-`FeatureEngine` the collect flow runs, so offline rows equal live rows. Files in `--out`:
+A recording is replayed through the sync engine (`flows.offline.sync_messages`, the same
+BookSync the live flow runs); from storage (`--from clickhouse`) the book's stored full
+books, deltas, trades and quality events are read back in the order book_sync emitted them
+(`flows.stored_events`). Either way the normalized events go through the same
+`FeatureEngine` the collect flow runs, so offline rows equal live rows, and a dataset from
+storage equals the one from the recording of the same run. Files in `--out`:
 features.parquet, labels.parquet, lob.npy [samples, window, 40], heatmap.npy
 [samples, stack, bins, 2], meta.json and, when normalizing, normalization.parquet.
-Storage (`--from clickhouse`) is not a source yet: build from recordings.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -31,6 +33,9 @@ from operators.features.labels import classes, event_labels, time_labels
 from operators.features.normalize import day_of, zscore
 from operators.sync_base import SyncSettings
 from schemas.features import FeatureRow
+
+if TYPE_CHECKING:  # chDB and the ClickHouse driver load only for a build from storage
+    from connectors.clickhouse_backend import Backend
 
 MS = 1_000_000
 
@@ -63,6 +68,20 @@ def book_rows(paths: Iterable[Path], venue: str, symbol: str, settings: FeatureS
                     row = engine.on_event(event)
                     if row is not None:
                         yield row
+
+
+def stored_rows(backend: Backend, database: str, venue: str, symbol: str, settings: FeatureSettings, *,
+                since_ms: int | None = None, until_ms: int | None = None,
+                progress: bool = False) -> Iterator[FeatureRow]:
+    """Every feature row of `venue:symbol` from its stored events, in order (see `flows.stored_events`)."""
+    from flows.stored_events import stored_events
+
+    engine = FeatureEngine(venue, symbol, settings)
+    events = stored_events(backend, database, venue, symbol, since_ms=since_ms, until_ms=until_ms)
+    for event in tqdm(events, desc=f"dataset {venue}:{symbol}", unit=" event", disable=not progress, mininterval=0.5):
+        row = engine.on_event(event)
+        if row is not None:
+            yield row
 
 
 def row_time_ms(row: FeatureRow) -> int:
@@ -101,17 +120,41 @@ def _nullable(values: np.ndarray, kind: Any = pl.Float64) -> pl.Series:
     return series if kind == pl.Float64 else series.cast(kind)
 
 
+def engine_settings(settings: DatasetSettings) -> FeatureSettings:
+    """The engine makes a heatmap only when the stack interval has passed: every one is kept."""
+    return dataclasses.replace(settings.features, heatmap=True,
+                               heatmap_interval_ms=round(settings.stack_interval_s * 1000))
+
+
 def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, settings: DatasetSettings,
                   start_ms: int | None = None, end_ms: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Write the dataset files; returns meta.json's content."""
+    """Write the dataset files of the recordings; returns meta.json's content."""
+    inputs = [{"name": p.name, "bytes": p.stat().st_size, "sha256": file_digest(p)} for p in paths]
+    rows = book_rows(paths, venue, symbol, engine_settings(settings), progress)
+    return write_dataset(rows, inputs=inputs, venue=venue, symbol=symbol, out=out, settings=settings,
+                         start_ms=start_ms, end_ms=end_ms, where=", ".join(p.name for p in paths))
+
+
+def build_dataset_from_storage(backend: Backend, database: str, *, venue: str, symbol: str, out: Path,
+                               settings: DatasetSettings, start_ms: int | None = None, end_ms: int | None = None,
+                               progress: bool = True) -> dict[str, Any]:
+    """Write the dataset files of the stored book; returns meta.json's content."""
+    rows = stored_rows(backend, database, venue, symbol, engine_settings(settings), since_ms=start_ms,
+                       until_ms=end_ms, progress=progress)
+    inputs = [{"clickhouse": backend.where, "database": database}]
+    return write_dataset(rows, inputs=inputs, venue=venue, symbol=symbol, out=out, settings=settings,
+                         start_ms=start_ms, end_ms=end_ms, where=f"{backend.where} ({database})")
+
+
+def write_dataset(feature_rows: Iterable[FeatureRow], *, inputs: list[dict[str, Any]], venue: str, symbol: str,
+                  out: Path, settings: DatasetSettings, start_ms: int | None, end_ms: int | None,
+                  where: str) -> dict[str, Any]:
+    """The dataset files of one book's feature rows (made with `engine_settings`); meta.json's content."""
     out.mkdir(parents=True, exist_ok=True)
     rows: list[FeatureRow] = []
     kept_images: list[np.ndarray] = []
     images_before: list[int] = []  # per sample: how many stack images were kept up to it
-    # the engine makes a heatmap only when the stack interval has passed: every one is kept
-    features = dataclasses.replace(settings.features, heatmap=True,
-                                   heatmap_interval_ms=round(settings.stack_interval_s * 1000))
-    for row in book_rows(paths, venue, symbol, features, progress):
+    for row in feature_rows:
         if row.heatmap is not None:
             kept_images.append(row.heatmap.astype(np.float32))
         moment = row_time_ms(row)
@@ -119,7 +162,7 @@ def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, sett
             rows.append(row)
             images_before.append(len(kept_images))
     if not rows:
-        raise LookupError(f"no samples of {venue}:{symbol} in {', '.join(p.name for p in paths)} in the given range")
+        raise LookupError(f"no samples of {venue}:{symbol} in {where} in the given range")
 
     names = list(rows[0].values)
     matrix = np.array([list(row.values.values()) for row in rows], dtype=np.float64)  # None -> NaN
@@ -170,7 +213,7 @@ def build_dataset(paths: list[Path], *, venue: str, symbol: str, out: Path, sett
     write_tensor(out / "heatmap.npy", heat_shape, heat)
 
     meta = {
-        "inputs": [{"name": p.name, "bytes": p.stat().st_size, "sha256": file_digest(p)} for p in paths],
+        "inputs": inputs,
         "venue": venue, "symbol": symbol, "start_ms": start_ms, "end_ms": end_ms,
         "settings": dataclasses.asdict(settings),
         "samples": len(rows),
@@ -198,16 +241,31 @@ def _parse_time(text: str | None) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+def _build_from_storage(args: argparse.Namespace, settings: DatasetSettings) -> dict[str, Any]:
+    from connectors.clickhouse_backend import open_backend
+    from schemas.clickhouse import ClickHouseSettings
+
+    storage = ClickHouseSettings()
+    backend = open_backend(storage)
+    try:
+        return build_dataset_from_storage(backend, storage.database, venue=args.venue, symbol=args.symbol,
+                                          out=args.out, settings=settings, start_ms=_parse_time(args.start),
+                                          end_ms=_parse_time(args.end))
+    finally:
+        backend.close()
+
+
 def _run_build(args: argparse.Namespace) -> int:
-    if args.sources == ["clickhouse"]:
-        raise SystemExit("dataset build --from clickhouse is not implemented yet: build from recordings")
     settings = DatasetSettings(
         features=FeatureSettings(heatmap=True, every_updates=args.every_updates, interval_ms=args.interval_ms),
         alpha=args.alpha, smoothing_events=args.smoothing_events, smoothing_ms=args.smoothing_ms,
         normalize_days=args.normalize_days,
     )
-    meta = build_dataset([Path(p) for p in args.sources], venue=args.venue, symbol=args.symbol, out=args.out,
-                         settings=settings, start_ms=_parse_time(args.start), end_ms=_parse_time(args.end))
+    if args.sources == ["clickhouse"]:
+        meta = _build_from_storage(args, settings)
+    else:
+        meta = build_dataset([Path(p) for p in args.sources], venue=args.venue, symbol=args.symbol, out=args.out,
+                             settings=settings, start_ms=_parse_time(args.start), end_ms=_parse_time(args.end))
     print(f"{args.out}: {meta['samples']} samples, {len(meta['columns'])} columns, lob {meta['lob_shape']}, "
           f"heatmap {meta['heatmap_shape']}")
     return 0
@@ -217,8 +275,11 @@ def add_dataset_command(commands: Any) -> None:
     """`marketprism dataset build ...` (called by flows.cli)."""
     dataset = commands.add_parser("dataset", help="build training datasets")
     actions = dataset.add_subparsers(dest="action", required=True)
-    build = actions.add_parser("build", help="features, labels and DeepLOB tensors of one book from recordings")
-    build.add_argument("--from", dest="sources", nargs="+", required=True, metavar="RECORDING")
+    build = actions.add_parser("build", help="features, labels and DeepLOB tensors of one book from recordings "
+                                             "or from storage")
+    build.add_argument("--from", dest="sources", nargs="+", required=True, metavar="RECORDING|clickhouse",
+                       help="recordings, or `clickhouse`: the stored book (MARKETPRISM_CLICKHOUSE_*; "
+                            "chDB under data/clickhouse by default)")
     build.add_argument("--venue", required=True)
     build.add_argument("--symbol", required=True)
     build.add_argument("--start", help="ISO-8601, inclusive (exchange time)")

@@ -1,4 +1,4 @@
-"""The store dataflow: JetStream (the collector's four streams) -> ClickHouse, exactly once.
+"""The store dataflow: JetStream (the collector's five streams) -> ClickHouse, exactly once.
 
 Its own process, so the collector never waits on a database: `python -m bytewax.run
 flows.store` (settings from the environment), `marketprism store`, or started by

@@ -1,4 +1,4 @@
-"""The ClickHouse schema as code: six tables, their migrations, and retention from settings.
+"""The ClickHouse schema as code: seven tables, their migrations, and retention from settings.
 
 Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
 
@@ -266,8 +266,30 @@ KLINES = Table(
     version_column="collected_at",
 )
 
+# One row per feature sample (`operators.features`, as published on features.{ex}.{sym}),
+# keyed as the delta it follows. Names and values are parallel arrays, as levels are: which
+# features a row has depends on the engine's settings (bands, notionals, OFI levels), so a
+# column per feature would need a migration for every setting; one value is
+# `feature_values[indexOf(feature_names, 'spread')]`. The names repeat in every row and
+# cost next to nothing once compressed; values are float64, NULL where undefined.
+FEATURES = Table(
+    "features",
+    (
+        Column("exchange_name", NAME),
+        Column("symbol_name", NAME),
+        Column("timestamp", BOOK_TIME),
+        Column("update_id", BOOK_ID),
+        Column("collected_at", RECEIVED),
+        Column("feature_names", "Array(LowCardinality(String)) CODEC(ZSTD(3))"),
+        Column("feature_values", "Array(Nullable(Float64)) CODEC(ZSTD(3))"),
+    ),
+    order_by=("exchange_name", "symbol_name", "timestamp", "update_id"),
+    time_column="timestamp",
+    version_column="collected_at",
+)
+
 FIRST_TABLES = (ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TRADES, TICKERS, QUALITY_EVENTS)
-TABLES: dict[str, Table] = {t.name: t for t in (*FIRST_TABLES, KLINES)}
+TABLES: dict[str, Table] = {t.name: t for t in (*FIRST_TABLES, KLINES, FEATURES)}
 
 MIGRATIONS_TABLE = "schema_migrations"
 
@@ -320,6 +342,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             if column.type in (DELTA_LEVELS_TEXT, DECIMAL_TEXT)
         ),
     ),
+    Migration(6, "features: one row per feature sample of a book", (FEATURES.create_sql("{db}"),)),
 )
 
 

@@ -22,10 +22,11 @@ from typing import Any
 import orjson
 
 from schemas.clickhouse import (
-    KEYFRAME_INTERVAL_MS, KLINES, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS,
+    FEATURES, KEYFRAME_INTERVAL_MS, KLINES, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS,
     TRADES, Table,
 )
 from schemas.events import BookDelta, BookFull, Kline, PriceQty, QualityEvent, Ticker, Trade
+from schemas.features import FeatureRow
 
 Batch = dict[str, list[Any]]
 Row = tuple[Any, ...]
@@ -173,12 +174,18 @@ def _kline_row(k: Kline) -> Row:
     )
 
 
+def _feature_row(f: FeatureRow) -> Row:
+    return (f.venue, f.symbol, _ms(f.exchange_ms, f.recv_ns), f.update_id or 0, f.recv_ns,
+            list(f.values), list(f.values.values()))
+
+
 _ROWS: dict[type, tuple[Table, Callable[[Any], Row]]] = {
     BookDelta: (ORDERBOOK_DELTAS, _delta_row),
     Trade: (TRADES, _trade_row),
     Ticker: (TICKERS, _ticker_row),
     QualityEvent: (QUALITY_EVENTS, _quality_row),
     Kline: (KLINES, _kline_row),
+    FeatureRow: (FEATURES, _feature_row),
 }
 
 
@@ -356,6 +363,11 @@ def _quality(r: dict[str, Any]) -> QualityEvent:
     )
 
 
+def _features(r: dict[str, Any]) -> FeatureRow:
+    return FeatureRow(r["exchange_name"], r["symbol_name"], r["update_id"] or None, r["timestamp"], r["collected_at"],
+                      dict(zip(r["feature_names"], r["feature_values"])))
+
+
 _EVENTS: dict[str, Callable[[dict[str, Any]], object]] = {
     ORDERBOOK_DELTAS.name: _delta,
     ORDERBOOK_FULL_DEPTH.name: _full,
@@ -363,6 +375,7 @@ _EVENTS: dict[str, Callable[[dict[str, Any]], object]] = {
     TICKERS.name: _ticker,
     QUALITY_EVENTS.name: _quality,
     KLINES.name: _kline,
+    FEATURES.name: _features,
 }
 
 

@@ -5,7 +5,8 @@ times back to integer ticks (exchange time in ms; receive time in ns, at the mic
 the JSON carries). An exchange time the venue did not send was written as the receive
 time and reads back as such, as it does from ClickHouse. Deep levels (OKX books-full)
 are told apart by their `age_ms`. A delta's top of book is not restored: storage does not
-keep it (the full book and the deltas rebuild it).
+keep it (the full book and the deltas rebuild it). Feature rows carry integer ticks and
+float values, and come back exactly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from schemas.events import BookDelta, BookFull, Kline, PriceQty, QualityEvent, Ticker, Trade
+from schemas.features import FeatureRow
 
 
 @lru_cache(maxsize=4096)
@@ -109,6 +111,14 @@ def _quality(d: dict[str, Any]) -> QualityEvent:
     )
 
 
+def _features(d: dict[str, Any]) -> FeatureRow:
+    """`schemas.features.feature_dict` carries its times as integer ticks already."""
+    return FeatureRow(
+        venue=d["exchange_name"], symbol=d["symbol_name"], update_id=d["update_id"], exchange_ms=d["timestamp"],
+        recv_ns=d["recv_ns"], values=d["features"],
+    )
+
+
 # What the store keeps, by the subject's kind token. `orderbook.snapshot` repeats an
 # `orderbook.full` message and `orderbook.delta` carries the update `pure_delta` carries:
 # each is stored once, from the smaller or the canonical subject.
@@ -119,14 +129,19 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "ticker": _ticker,
     "kline": _kline,
     "quality": _quality,
+    "features": _features,
 }
 
 
 def stored_kind(subject: str) -> str | None:
-    """`orderbook.full.okx.btc-usdt` -> `full`, `market.okx.btc-usdt.kline.1m` -> `kline`;
-    None for a subject whose messages another subject already stores (snapshot, delta)."""
+    """`orderbook.full.okx.btc-usdt` -> `full`, `market.okx.btc-usdt.kline.1m` -> `kline`,
+    `features.okx.btc-usdt` -> `features`; None for a subject whose messages another subject
+    already stores (snapshot, delta)."""
     tokens = subject.split(".")
-    kind = tokens[1] if tokens[0] == "orderbook" else tokens[3] if len(tokens) > 3 else ""
+    if tokens[0] == "features":
+        kind = tokens[0]
+    else:
+        kind = tokens[1] if tokens[0] == "orderbook" else tokens[3] if len(tokens) > 3 else ""
     return kind if kind in _DECODERS else None
 
 

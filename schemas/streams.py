@@ -1,4 +1,4 @@
-"""NATS JetStream: the four streams, the subjects we publish on, and how to log in.
+"""NATS JetStream: the five streams (the plan's four and FEATURES), the subjects we publish on, and how to log in.
 
 Values follow the original plan and can be overridden from the environment
 (MARKETPRISM_NATS_...; one stream's field with `__`, e.g.

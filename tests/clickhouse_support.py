@@ -24,10 +24,12 @@ from connectors.clickhouse_backend import Backend, read_events
 from connectors.nats_server import free_loopback_port
 from flows.book_reader import read_full_books
 from flows.offline import recording_events
+from operators.features.engine import FeatureEngine, FeatureSettings
 from operators.stored_books import full_books
 from schemas.clickhouse import ORDERBOOK_FULL_DEPTH, TABLES, Table
 from schemas.clickhouse_rows import StoredFullBook
 from schemas.events import BookDelta, BookFull, Kline, Ticker, Trade
+from schemas.features import FeatureRow
 from sim.faults import FaultPlan
 from sim.recording import generate_recording
 from tests.tls_support import Certificates
@@ -64,7 +66,7 @@ def as_stored(event: object) -> object:
         return replace(event, bids=pq(event.bids), asks=pq(event.asks), deep_bids=pq(event.deep_bids),
                        deep_asks=pq(event.deep_asks), kept_bids=pq(event.kept_bids), kept_asks=pq(event.kept_asks),
                        snapshot_slot_start=False, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
-    if isinstance(event, (Trade, Ticker, Kline)):
+    if isinstance(event, (Trade, Ticker, Kline, FeatureRow)):
         return replace(event, exchange_ms=event.exchange_ms or event.recv_ns // 1_000_000)
     return event
 
@@ -114,6 +116,23 @@ def decode_full_books(rows: list[StoredFullBook], deltas: list[object]) -> list[
 def replay(path: Path) -> list[object]:
     """The normalized events of a recording, as book_sync emits them."""
     return list(recording_events([path]))
+
+
+def feature_rows(events: list[object], every_updates: int = 10) -> list[FeatureRow]:
+    """The rows the feature engine makes of each book's events, as the collector publishes them."""
+    engines: dict[tuple[str, str], FeatureEngine] = {}
+    rows = []
+    for event in events:
+        venue, symbol = getattr(event, "venue", None), getattr(event, "symbol", None)
+        if venue is None or symbol is None:
+            continue
+        engine = engines.get((venue, symbol))
+        if engine is None:
+            engine = engines[(venue, symbol)] = FeatureEngine(venue, symbol, FeatureSettings(every_updates=every_updates))
+        row = engine.on_event(event)
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 @cache

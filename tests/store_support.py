@@ -18,8 +18,10 @@ from pathlib import Path
 import nats
 
 from connectors.jetstream import connect, ensure_streams
+from operators.features.publish import feature_publication
 from operators.routing import publications
 from schemas.events import Trade
+from schemas.features import FeatureRow
 from schemas.streams import NatsAuth, StreamSettings
 from sim.server import SimulatorThread
 
@@ -30,6 +32,7 @@ STORED = {
     "pure_delta": ("orderbook_deltas", "exchange_name, symbol_name, update_id"),
     "full": ("orderbook_full_depth", "exchange_name, symbol_name, last_update_id, collected_at"),
     "trade": ("trades", "exchange_name, symbol_name, trade_id"),
+    "features": ("features", "exchange_name, symbol_name, update_id, collected_at"),
 }
 
 COUNT_SQL = """
@@ -65,19 +68,19 @@ async def _publish(url: str, events: list[object]) -> None:
     js = client.jetstream()
     await ensure_streams(js, StreamSettings())
     for event in events:
-        for pub in publications(event):
+        for pub in [feature_publication(event)] if isinstance(event, FeatureRow) else publications(event):
             await js.publish(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id})
     await client.close()
 
 
 def publish(url: str, events: list[object]) -> None:
-    """Publish events as the collector would (streams from the environment's settings)."""
+    """Publish events (feature rows too) as the collector would (streams from the environment's settings)."""
     asyncio.run(_publish(url, events))
 
 
 def subject_kind(subject: str) -> str:
     tokens = subject.split(".")
-    return tokens[1] if tokens[0] == "orderbook" else tokens[3]
+    return tokens[0] if tokens[0] == "features" else tokens[1] if tokens[0] == "orderbook" else tokens[3]
 
 
 async def _stream_counts(url: str) -> Counter[str]:
@@ -85,7 +88,7 @@ async def _stream_counts(url: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     try:
         js = client.jetstream()
-        for stream in ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA"):
+        for stream in ("ORDERBOOK_FULL", "ORDERBOOK_DELTA", "MARKET_TRADES", "MARKET_DATA", "FEATURES"):
             info = await js.stream_info(stream, subjects_filter=">")
             for subject, n in (info.state.subjects or {}).items():
                 counts[subject_kind(subject)] += n
@@ -95,7 +98,7 @@ async def _stream_counts(url: str) -> Counter[str]:
 
 
 def stream_counts(url: str) -> Counter[str]:
-    """Messages per subject kind (`pure_delta`, `full`, `trade`, ...) in the four streams."""
+    """Messages per subject kind (`pure_delta`, `full`, `trade`, `features`, ...) in the five streams."""
     return asyncio.run(_stream_counts(url))
 
 

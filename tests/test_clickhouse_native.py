@@ -37,6 +37,7 @@ from tests.clickhouse_support import (
     as_read_back,
     compat_create_sql,
     decode_full_books,
+    feature_rows,
     recording,
     replay,
     server_binary_or_skip,
@@ -68,7 +69,8 @@ def database(server: ClickHouseServer) -> str:
 
 @pytest.fixture(scope="module")
 def events() -> list[object]:
-    return [e for e in replay(recording()) if table_of(e) is not None]
+    replayed = replay(recording())
+    return [e for e in [*replayed, *feature_rows(replayed)] if table_of(e) is not None]
 
 
 def read_back(server: ClickHouseServer, database: str) -> Counter[str]:

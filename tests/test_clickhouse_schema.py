@@ -1,7 +1,8 @@
 """The production DDL, migrations, batches and reads, on the real ClickHouse engine (chDB).
 
 Events come from a generated recording replayed through the sync engine, faults included,
-so every table gets real rows: what goes in must come out exactly, each event once.
+and the feature engine's rows of them, so every table gets real rows: what goes in must
+come out exactly, each event once.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pydantic import ValidationError
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema, read_events
 from flows.book_reader import read_full_books
 from schemas.clickhouse import (
-    LEVEL_COUNT, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES, ClickHouseSettings, Column,
+    FEATURES, LEVEL_COUNT, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES, ClickHouseSettings, Column,
     Table, migration_sql, parse_url,
 )
 from schemas.clickhouse_rows import (
     CHANGES, DELTAS, WHOLE, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
 )
 from schemas.events import BookDelta, BookFull, Kline, QualityEvent, Trade
-from tests.clickhouse_support import as_read_back, as_stored, chdb_dir, read_stored, recording, replay
+from schemas.features import FeatureRow
+from tests.clickhouse_support import as_read_back, as_stored, chdb_dir, feature_rows, read_stored, recording, replay
 
 _databases = itertools.count()
 
@@ -46,7 +48,8 @@ def database(backend: ChdbBackend) -> str:
 
 @pytest.fixture(scope="module")
 def events() -> list[object]:
-    return replay(recording())
+    events = replay(recording())
+    return [*events, *feature_rows(events)]
 
 
 def insert_all(backend: ChdbBackend, database: str, events: Sequence[object]) -> dict[str, int]:
@@ -104,6 +107,8 @@ def test_every_event_comes_back_exactly_with_its_decimal_text(backend: ChdbBacke
     back = read_stored(backend, database, books)
     assert Counter(map(repr, back)) == Counter(map(repr, as_read_back(stored)))
     assert any(isinstance(e, Kline) for e in back), "the recording's klines are stored too"
+    features = [e for e in back if isinstance(e, FeatureRow)]
+    assert len(features) == rows["features"] > 10 and any(None in f.values.values() for f in features)
     okx_full = next(e for e in back if isinstance(e, BookFull) and e.venue == "okx")
     assert okx_full.checksum is not None and okx_full.prev_update_id == -1, "OKX snapshot ids survive"
 
@@ -204,7 +209,8 @@ def test_a_new_slot_starts_whole_and_a_writer_that_restarts_starts_whole(events:
 
 def test_a_database_left_at_version_4_migrates_and_its_rows_read_back(backend: ChdbBackend, events: list[object]) -> None:
     """Version 4's tables (no encoding columns, deltas in ZSTD(9)) with version 4's rows
-    (every full book whole): after migration 5 they read back, and so do new rows."""
+    (every full book whole, no features table): after migrations 5 and 6 they read back,
+    and so do new rows."""
     database = "version_4"
     new_columns = {"levels_encoding", "base_update_id"} | {c.name for c in ORDERBOOK_FULL_DEPTH.columns if c.type == LEVEL_COUNT}
     old_full = Table(ORDERBOOK_FULL_DEPTH.name, tuple(c for c in ORDERBOOK_FULL_DEPTH.columns if c.name not in new_columns),
@@ -213,21 +219,25 @@ def test_a_database_left_at_version_4_migrates_and_its_rows_read_back(backend: C
                                                      for c in ORDERBOOK_DELTAS.columns),
                        ORDERBOOK_DELTAS.order_by, ORDERBOOK_DELTAS.time_column, ORDERBOOK_DELTAS.version_column)
     old_tables = {**TABLES, old_full.name: old_full, old_deltas.name: old_deltas}
+    del old_tables[FEATURES.name]  # migration 6 creates it
     backend.execute(f"CREATE DATABASE {database}")
     ensure_schema(backend, database, {})  # the bookkeeping table, then the tables as version 4 made them:
-    for name, table in old_tables.items():
+    for name in TABLES:
         backend.execute(f"DROP TABLE {database}.{name}")
+    for table in old_tables.values():
         backend.execute(table.create_sql(database))
     backend.execute(f"TRUNCATE TABLE {database}.schema_migrations")
     for migration in MIGRATIONS[:4]:
         backend.execute(migration_sql(migration, database)[-1])
     half = len(events) // 2
+    assert not any(isinstance(e, FeatureRow) for e in events[:half])
     for name, batch in to_batches(events[:half], FullBookFrames(keyframe_interval_ms=1)).items():
         old = {column: batch[column] for column in old_tables[name].column_names}
         backend.insert(database, old_tables[name], old, batch_token(name, old))
 
     ran = ensure_schema(backend, database, {})
     assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran)
+    assert any(sql.startswith(f"CREATE TABLE IF NOT EXISTS {database}.features") for sql in ran)
     assert any("MODIFY COLUMN bid_prices Array(String) CODEC(ZSTD(15))" in sql for sql in ran)
     codecs = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
                                 "AND table = 'orderbook_deltas'"))

@@ -26,7 +26,7 @@ from flows.replay import run_replay
 from operators.decode import decode
 from operators.routing import kline_msg_id
 from operators.wire import Rejected
-from schemas.clickhouse import KLINES, MIGRATIONS, TABLES, bootstrap_sql, migration_sql
+from schemas.clickhouse import FEATURES, KLINES, MIGRATIONS, TABLES, bootstrap_sql, migration_sql
 from schemas.clickhouse_rows import batch_token, to_batches
 from schemas.encoding import book_update_dict
 from schemas.events import BookDelta, Kline
@@ -347,7 +347,8 @@ def test_a_database_of_the_previous_version_gets_the_klines_table_from_migration
             backend.execute(sql)
     assert "klines" not in {name for (name,) in backend.query(f"SHOW TABLES FROM {database}")}
     ran = ensure_schema(backend, database, {})
-    assert [sql for sql in ran if sql.startswith("CREATE TABLE")] == [KLINES.create_sql(database)]
+    created = [sql for sql in ran if sql.startswith("CREATE TABLE")]
+    assert created == [KLINES.create_sql(database), FEATURES.create_sql(database)]  # the latter: migration 6
     codecs = dict(backend.query(
         f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' AND table = 'klines'"
     ))

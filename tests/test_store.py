@@ -1,4 +1,5 @@
-"""The store dataflow: JSON back to rows, exactly once across kill -9, lost stretches marked."""
+"""The store dataflow: JSON back to rows, exactly once across kill -9, lost stretches marked,
+feature rows stored as published."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from connectors.clickhouse_backend import ChdbBackend, read_events
 from connectors.nats_server import EmbeddedNatsServer
 from connectors.spill import SUFFIX
+from operators.features.publish import feature_publication
 from operators.routing import publications
+from schemas.clickhouse import FEATURES
 from schemas.clickhouse_rows import to_batches
 from schemas.decoding import event_from_message
+from schemas.features import FeatureRow
+from schemas.publication import Publication
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
-from tests.clickhouse_support import chdb_dir, recording, replay
-from tests.live_support import store_from
+from tests.clickhouse_support import chdb_dir, feature_rows, recording, replay
+from tests.live_support import read_streams, store_from
 from tests.store_support import (
     acked, assert_stored_exactly_once, flow_env, free_port, kill_flows, publish, run_flow, scrape_text, stream_counts, trades,
     wait_for,
@@ -32,16 +38,23 @@ def _no_flow_left_behind():
 
 
 def _without_ns_digits(batches: dict) -> dict:
-    """The JSON carries receive times to the microsecond."""
-    for batch in batches.values():
-        batch["collected_at"] = [ns // 1000 * 1000 for ns in batch["collected_at"]]
+    """The JSON carries receive times to the microsecond (feature rows: to the ns, as integers)."""
+    for name, batch in batches.items():
+        if name != FEATURES.name:
+            batch["collected_at"] = [ns // 1000 * 1000 for ns in batch["collected_at"]]
     return batches
+
+
+def _messages(event: object) -> list[Publication]:
+    return [feature_publication(event)] if isinstance(event, FeatureRow) else publications(event)
 
 
 def test_every_stored_subject_reads_back_as_the_rows_of_its_event() -> None:
     events = replay(recording(seconds=4))
-    decoded = [e for event in events for p in publications(event) if (e := event_from_message(p.subject, p.data))]
+    events += feature_rows(events)
+    decoded = [e for event in events for p in _messages(event) if (e := event_from_message(p.subject, p.data))]
     assert to_batches(decoded) == _without_ns_digits(to_batches(events))
+    assert FEATURES.name in to_batches(decoded)
 
 
 def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_gap(
@@ -57,8 +70,6 @@ def test_a_stretch_the_stream_discarded_before_the_store_read_it_is_stored_as_a_
         publish(server.url, trades(31, 100))  # the stream keeps sequences 81-130
         store_from(server.url, tmp_path)
     figures = _store_figures()  # the second run's
-    from connectors.clickhouse_backend import ChdbBackend
-
     backend = ChdbBackend(chdb_dir())
     try:
         ids = [row[0] for row in backend.query(f"SELECT toUInt32(trade_id) FROM {database}.trades ORDER BY 1")]
@@ -125,6 +136,43 @@ def _store_figures() -> dict[str, float]:
     registry.register(STORE_METRICS)
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
             for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")}
+
+
+def test_feature_rows_published_on_nats_are_stored_once_with_the_same_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The FEATURES stream is stored like the others: every message once, its values as sent."""
+    database = "store_features"
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH", str(chdb_dir()))
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_DATABASE", database)
+    rows = feature_rows(replay(recording(seconds=4)), every_updates=1)
+    with EmbeddedNatsServer(tmp_path / "nats") as server:
+        publish(server.url, rows)
+        publish(server.url, rows[:20])  # a publisher's retry: same message ids
+        published = [payload for messages in read_streams(server.url, ("FEATURES",)).values()
+                     for _, payload, _ in messages]
+        store_from(server.url, tmp_path)
+        assert acked(server.url, "FEATURES") == len(published)
+    backend = ChdbBackend(chdb_dir())
+    try:
+        total = backend.query(f"SELECT count() FROM {database}.features")[0][0]
+        books = {(p["exchange_name"], p["symbol_name"]) for p in published}
+        stored = [row for venue, symbol in books for row in read_events(backend, database, FEATURES, venue, symbol)]
+    finally:
+        backend.close()
+    assert len(published) == len(rows) > 50 and {len(p["features"]) for p in published} == {len(rows[0].values)}
+    assert total == len(stored) == len(published), "each message stored once"
+
+    def key(venue: str, symbol: str, update_id: int | None, recv_ns: int) -> tuple[str, str, int, int]:
+        return venue, symbol, update_id or 0, recv_ns
+
+    sent = {key(p["exchange_name"], p["symbol_name"], p["update_id"], p["recv_ns"]): p for p in published}
+    for row in stored:
+        payload = sent.pop(key(row.venue, row.symbol, row.update_id, row.recv_ns))
+        assert row.exchange_ms == payload["timestamp"]
+        assert list(row.values) == list(payload["features"]), "names in the published order"
+        assert row.values == payload["features"], "values equal to the bit, nulls as nulls"
+    assert not sent
 
 
 def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -14,8 +15,10 @@ class BookArrays:
     ask_prices: np.ndarray  # ascending
     ask_sizes: np.ndarray
     # Running sums per side (size, price x size), computed once and shared by the band and
-    # cost features: one pass over 5000 levels instead of one per band.
+    # cost features: one pass over 5000 levels instead of one per band; likewise the levels
+    # within each band, which the depth and the vwap features both ask for.
     _sums: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _within: dict[tuple[str, float], int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> BookArrays:
@@ -43,12 +46,19 @@ class BookArrays:
 
     def levels_within(self, name: str, bps: float) -> int:
         """How many of a side's best levels lie within `bps` of the mid (inclusive)."""
-        mid = self.mid()
-        if name == "bid":
-            return int(np.searchsorted(-self.bid_prices, -mid * (1 - bps / 1e4), side="right"))
-        return int(np.searchsorted(self.ask_prices, mid * (1 + bps / 1e4), side="right"))
+        count = self._within.get((name, bps))
+        if count is None:
+            mid = self.mid()
+            if name == "bid":  # descending: count the prices >= the edge
+                edge = mid * (1 - bps / 1e4)
+                count = len(self.bid_prices) - int(self.bid_prices[::-1].searchsorted(edge, side="left"))
+            else:
+                count = int(self.ask_prices.searchsorted(mid * (1 + bps / 1e4), side="right"))
+            self._within[(name, bps)] = count
+        return count
 
 
+@lru_cache(maxsize=256)
 def number_label(n: float) -> str:
     """A column-name fragment for a setting: 5 -> "5", 2.5 -> "2.5", 1e6 -> "1000000"."""
     return str(int(n)) if float(n).is_integer() else f"{n:g}"

@@ -50,26 +50,31 @@ class FeatureSettings:
 
 
 class _Window:
-    """Event times of one kind within the long window, for intensities over both windows."""
+    """Events of one kind within the long window, for intensities over both windows: a
+    (time, count) pair per update rather than a time per event, so a rate counts a few
+    dozen updates instead of thousands of level changes."""
 
-    __slots__ = ("times",)
+    __slots__ = ("counts", "total")
 
     def __init__(self) -> None:
-        self.times: deque[int] = deque()
+        self.counts: deque[tuple[int, int]] = deque()
+        self.total = 0
 
     def add(self, now_ns: int, count: int) -> None:
-        self.times.extend([now_ns] * count)
+        if count:
+            self.counts.append((now_ns, count))
+            self.total += count
 
     def rates(self, now_ns: int, short_ns: int, long_ns: int) -> tuple[float, float]:
-        times = self.times
-        while times and times[0] <= now_ns - long_ns:
-            times.popleft()
+        counts = self.counts
+        while counts and counts[0][0] <= now_ns - long_ns:
+            self.total -= counts.popleft()[1]
         short, edge = 0, now_ns - short_ns
-        for t in reversed(times):
+        for t, count in reversed(counts):
             if t <= edge:
                 break
-            short += 1
-        return short / (short_ns / 1e9), len(times) / (long_ns / 1e9)
+            short += count
+        return short / (short_ns / 1e9), self.total / (long_ns / 1e9)
 
 
 class FeatureEngine:
@@ -197,7 +202,7 @@ class FeatureEngine:
         values.update(delta_flow(self._bid_flow, self._ask_flow, self._bid_updates, self._ask_updates))
         values.update(trade_flow(self._buy_volume, self._sell_volume, self._trades))
         raw = fi2010.raw_levels(book)
-        values.update({name: (None if np.isnan(x) else float(x)) for name, x in zip(fi2010.RAW_COLUMNS, raw)})
+        values.update({name: (None if x != x else x) for name, x in zip(fi2010.RAW_COLUMNS, raw.tolist())})
         values.update(fi2010.derived(book))
         seconds = (now - self._previous_ns) / 1e9 if self._previous_ns is not None else 0.0
         values.update(fi2010.derivatives(raw, self._previous_raw, seconds))

@@ -10,6 +10,7 @@ with `derivatives` and `intensities` below.
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
@@ -40,35 +41,47 @@ def _value(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
+@cache
+def _level_names(levels: int) -> tuple[tuple[str, ...], ...]:
+    """Per level: the spread, mid, ask step and bid step column names (steps: one fewer)."""
+    return tuple((f"spread_{i}", f"mid_{i}", f"ask_step_{i}", f"bid_step_{i}") for i in range(1, levels + 1))
+
+
 def derived(book: BookArrays, levels: int = LEVELS) -> Features:
     """u2 spreads and mids per level; u3 price differences; u4 means; u5 accumulated differences."""
     ap, aq = _padded(book.ask_prices, levels), _padded(book.ask_sizes, levels)
     bp, bq = _padded(book.bid_prices, levels), _padded(book.bid_sizes, levels)
+    asks, bids = ap.tolist(), bp.tolist()  # Python floats: the same IEEE arithmetic, without numpy scalars
+    names = _level_names(levels)
     out: Features = {}
     for i in range(levels):
-        out[f"spread_{i + 1}"] = _value(ap[i] - bp[i])
-        out[f"mid_{i + 1}"] = _value((ap[i] + bp[i]) / 2.0)
-    out["ask_price_span"] = _value(ap[levels - 1] - ap[0])
-    out["bid_price_span"] = _value(bp[0] - bp[levels - 1])
+        out[names[i][0]] = _value(asks[i] - bids[i])
+        out[names[i][1]] = _value((asks[i] + bids[i]) / 2.0)
+    out["ask_price_span"] = _value(asks[levels - 1] - asks[0])
+    out["bid_price_span"] = _value(bids[0] - bids[levels - 1])
     for i in range(levels - 1):
-        out[f"ask_step_{i + 1}"] = _value(abs(ap[i + 1] - ap[i]))
-        out[f"bid_step_{i + 1}"] = _value(abs(bp[i + 1] - bp[i]))
-    out["mean_ask_price"] = _value(ap.mean())
-    out["mean_bid_price"] = _value(bp.mean())
-    out["mean_ask_size"] = _value(aq.mean())
-    out["mean_bid_size"] = _value(bq.mean())
+        out[names[i][2]] = _value(abs(asks[i + 1] - asks[i]))
+        out[names[i][3]] = _value(abs(bids[i + 1] - bids[i]))
+    # ndarray.mean's own steps (a pairwise sum over the count), without its Python overhead
+    out["mean_ask_price"] = _value(np.add.reduce(ap) / levels)
+    out["mean_bid_price"] = _value(np.add.reduce(bp) / levels)
+    out["mean_ask_size"] = _value(np.add.reduce(aq) / levels)
+    out["mean_bid_size"] = _value(np.add.reduce(bq) / levels)
     out["acc_price_diff"] = _value((ap - bp).sum())
     out["acc_size_diff"] = _value((aq - bq).sum())
     return out
 
 
+_DERIVATIVE_NAMES = tuple(f"d_{name}" for name in RAW_COLUMNS)
+
+
 def derivatives(raw: np.ndarray, previous: np.ndarray | None, seconds: float) -> Features:
     """u6: (x_t - x_prev) / dt per raw input, per second; null for the first sample or dt = 0."""
-    names = [f"d_{name}" for name in RAW_COLUMNS[: len(raw)]]
+    names = _DERIVATIVE_NAMES[: len(raw)]
     if previous is None or seconds <= 0:
         return dict.fromkeys(names)
-    rates = (raw - previous) / seconds
-    return {name: _value(rate) for name, rate in zip(names, rates)}
+    rates = ((raw - previous) / seconds).tolist()
+    return {name: None if rate != rate else rate for name, rate in zip(names, rates)}
 
 
 def intensities(short: dict[str, float], long: dict[str, float], previous_short: dict[str, float] | None,

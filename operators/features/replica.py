@@ -2,12 +2,14 @@
 
 Why a copy: features must be computed identically live (a step downstream of book_sync)
 and offline (a loop over a recording), and the events are what both see. The copy keeps
-parallel sorted lists of float keys (bids negated, best first) and float sizes, so a
-sample turns into numpy arrays with one conversion and no string parsing.
+parallel sorted arrays (`array.array` of doubles) of float keys (bids negated, best first)
+and float sizes: an update is a bisect and a memmove, as with lists, and a sample's numpy
+arrays are one memcpy of the buffer, where a list of 5000 floats took 100 us to convert.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,14 +33,14 @@ class FloatSide:
 
     def __init__(self, sign: float) -> None:
         self.sign = sign  # -1.0 for bids (keys are negated prices), 1.0 for asks
-        self.keys: list[float] = []
-        self.sizes: list[float] = []
+        self.keys = array("d")
+        self.sizes = array("d")
 
     def load(self, levels: Sequence[PriceQty]) -> None:
         """A full book's side: best first and without zero sizes, as book_sync publishes it."""
         sign = self.sign
-        self.keys = [sign * float(level[0]) for level in levels]
-        self.sizes = [float(level[1]) for level in levels]
+        self.keys = array("d", [sign * float(level[0]) for level in levels])
+        self.sizes = array("d", [float(level[1]) for level in levels])
 
     def apply(self, updates: Sequence[PriceQty]) -> SideChanges:
         keys, sizes, sign = self.keys, self.sizes, self.sign
@@ -63,16 +65,16 @@ class FloatSide:
         return changes
 
     def prices(self, depth: int) -> np.ndarray:
-        count = min(depth, len(self.keys))
-        keys = np.fromiter(self.keys, dtype=np.float64, count=count)
-        return -keys if self.sign < 0 else keys
+        """The best `depth` prices, a copy (a view would pin the buffer: the next update could not resize it)."""
+        keys = np.frombuffer(self.keys, dtype=np.float64, count=min(depth, len(self.keys)))
+        return -keys if self.sign < 0 else keys.copy()
 
     def quantities(self, depth: int) -> np.ndarray:
-        return np.fromiter(self.sizes, dtype=np.float64, count=min(depth, len(self.sizes)))
+        return np.frombuffer(self.sizes, dtype=np.float64, count=min(depth, len(self.sizes))).copy()
 
     def top(self, depth: int) -> tuple[list[float], list[float]]:
         """The best `depth` prices and sizes as plain floats (cheap, for per-event order flow)."""
-        return [self.sign * key for key in self.keys[:depth]], self.sizes[:depth]
+        return [self.sign * key for key in self.keys[:depth]], self.sizes[:depth].tolist()
 
 
 class FloatBook:
