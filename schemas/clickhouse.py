@@ -77,6 +77,10 @@ LEVELS_TEXT = "Array(String) CODEC(ZSTD(9))"
 # Deltas are most of what is stored: ZSTD(15) keeps their level text 10-15% smaller than ZSTD(9).
 DELTA_LEVELS_TEXT = "Array(String) CODEC(ZSTD(15))"
 LEVEL_COUNT = "UInt32 CODEC(T64, ZSTD(1))"
+# Since migration 7, level arrays as integers (schemas.decimal_units): T64 + ZSTD(15) keeps
+# them a quarter (quantities) to a third (prices, as steps) smaller than their text.
+LEVEL_UNITS = "Array(Int64) CODEC(T64, ZSTD(15))"
+UNITS_FORM = "Int8 CODEC(ZSTD(1))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +122,18 @@ def _book_side_columns(prefix: str, side: str, type_: str) -> tuple[Column, ...]
     return (Column(f"{prefix}{side}_prices", type_), Column(f"{prefix}{side}_quantities", type_))
 
 
+def _units_side_columns(prefix: str, side: str, prices: str = "steps") -> tuple[Column, ...]:
+    """A side's levels as integers: prices as `steps` (or plain `units`), quantities as units."""
+    return (Column(f"{prefix}{side}_price_{prices}", LEVEL_UNITS), Column(f"{prefix}{side}_quantity_units", LEVEL_UNITS))
+
+
+# How a row's integers read back as text (schemas.decimal_units): one scale and one text
+# form for all of its prices, one for all of its quantities.
+UNITS_FORM_COLUMNS = tuple(
+    Column(name, UNITS_FORM) for name in ("price_scale", "price_decimals", "quantity_scale", "quantity_decimals")
+)
+
+
 ORDERBOOK_DELTAS = Table(
     "orderbook_deltas",
     (
@@ -130,6 +146,11 @@ ORDERBOOK_DELTAS = Table(
         *_book_side_columns("", "bid", DELTA_LEVELS_TEXT),
         *_book_side_columns("", "ask", DELTA_LEVELS_TEXT),
         Column("collected_at", RECEIVED),
+        # Since migration 7 the levels are here, as integers, and the text columns above
+        # are empty, unless a row's texts have no integer form (schemas.decimal_units).
+        *_units_side_columns("", "bid"),
+        *_units_side_columns("", "ask"),
+        *UNITS_FORM_COLUMNS,
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "update_id"),
     time_column="timestamp",
@@ -176,6 +197,14 @@ ORDERBOOK_FULL_DEPTH = Table(
         Column("ask_levels", LEVEL_COUNT),
         Column("kept_bid_levels", LEVEL_COUNT),
         Column("kept_ask_levels", LEVEL_COUNT),
+        # Since migration 7 every level array is here, as integers (the top 20 as plain
+        # units, for queries; the others as price steps), and the text columns are empty,
+        # unless a row's texts have no integer form (schemas.decimal_units).
+        *_units_side_columns("top_", "bid", "units"),
+        *_units_side_columns("top_", "ask", "units"),
+        *(column for prefix in ("", "deep_", "kept_") for side in ("bid", "ask")
+          for column in _units_side_columns(prefix, side)),
+        *UNITS_FORM_COLUMNS,
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "last_update_id"),
     time_column="timestamp",
@@ -318,6 +347,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             for table in (ORDERBOOK_DELTAS, TRADES, TICKERS, KLINES)
             for column in table.columns
             if column.type in (DELTA_LEVELS_TEXT, DECIMAL_TEXT)
+        ),
+    ),
+    # (Version 6 is the features table's.)
+    Migration(
+        7,
+        "orderbook_deltas, orderbook_full_depth: level arrays as integers (T64), their scale and text form",
+        tuple(
+            f"ALTER TABLE {{db}}.{table.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+            for table in (ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH)
+            for column in table.columns
+            if column.type in (LEVEL_UNITS, UNITS_FORM)
         ),
     ),
 )

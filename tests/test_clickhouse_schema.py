@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema, read_events
 from flows.book_reader import read_full_books
 from schemas.clickhouse import (
-    LEVEL_COUNT, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES, ClickHouseSettings, Column,
-    Table, migration_sql, parse_url,
+    DELTA_LEVELS_TEXT, LEVEL_COUNT, LEVEL_UNITS, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES,
+    TOP_LEVELS, UNITS_FORM, ClickHouseSettings, Column, Table, migration_sql, parse_url,
 )
 from schemas.clickhouse_rows import (
     CHANGES, DELTAS, WHOLE, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
@@ -202,37 +202,70 @@ def test_a_new_slot_starts_whole_and_a_writer_that_restarts_starts_whole(events:
     assert {every_ms.row(f)[encoding] for f in fulls} == {WHOLE}
 
 
-def test_a_database_left_at_version_4_migrates_and_its_rows_read_back(backend: ChdbBackend, events: list[object]) -> None:
-    """Version 4's tables (no encoding columns, deltas in ZSTD(9)) with version 4's rows
-    (every full book whole): after migration 5 they read back, and so do new rows."""
-    database = "version_4"
-    new_columns = {"levels_encoding", "base_update_id"} | {c.name for c in ORDERBOOK_FULL_DEPTH.columns if c.type == LEVEL_COUNT}
-    old_full = Table(ORDERBOOK_FULL_DEPTH.name, tuple(c for c in ORDERBOOK_FULL_DEPTH.columns if c.name not in new_columns),
-                     ORDERBOOK_FULL_DEPTH.order_by, ORDERBOOK_FULL_DEPTH.time_column, ORDERBOOK_FULL_DEPTH.version_column)
-    old_deltas = Table(ORDERBOOK_DELTAS.name, tuple(Column(c.name, LEVELS_TEXT) if c.type.startswith("Array") else c
-                                                     for c in ORDERBOOK_DELTAS.columns),
-                       ORDERBOOK_DELTAS.order_by, ORDERBOOK_DELTAS.time_column, ORDERBOOK_DELTAS.version_column)
-    old_tables = {**TABLES, old_full.name: old_full, old_deltas.name: old_deltas}
+def _text_rows(events: Sequence[object]) -> dict[str, dict[str, list[object]]]:
+    """Batches as versions 5 and 6 wrote them: levels as text, every full book whole here."""
+    batches = to_batches(events, FullBookFrames(keyframe_interval_ms=1))
+    books: list[tuple[str, list[dict[str, list[list[str]]]]]] = [
+        ("orderbook_deltas", [{"bid": d.bid_updates, "ask": d.ask_updates} for d in events if isinstance(d, BookDelta)]),
+        ("orderbook_full_depth", [
+            {"top_bid": b.bids[:TOP_LEVELS], "top_ask": b.asks[:TOP_LEVELS], "bid": b.bids, "ask": b.asks,
+             "deep_bid": b.deep_bids, "deep_ask": b.deep_asks, "kept_bid": b.kept_bids, "kept_ask": b.kept_asks}
+            for b in events if isinstance(b, BookFull)
+        ]),
+    ]
+    for name, sides in books:
+        for prefix in sides[0]:
+            batches[name][f"{prefix}_prices"] = [[level[0] for level in row[prefix]] for row in sides]
+            batches[name][f"{prefix}_quantities"] = [[level[1] for level in row[prefix]] for row in sides]
+    return batches
+
+
+def _tables_at(version: int) -> dict[str, Table]:
+    """The tables as a database left at `version` (4 or 5) has them."""
+    added = {c.name for table in TABLES.values() for c in table.columns if c.type in (LEVEL_UNITS, UNITS_FORM)}
+    if version < 5:
+        added |= {"levels_encoding", "base_update_id"} | {c.name for c in ORDERBOOK_FULL_DEPTH.columns if c.type == LEVEL_COUNT}
+    level_text = DELTA_LEVELS_TEXT if version >= 5 else LEVELS_TEXT
+    tables = {}
+    for name, table in TABLES.items():
+        columns = tuple(
+            Column(c.name, level_text) if name == ORDERBOOK_DELTAS.name and c.type == DELTA_LEVELS_TEXT else c
+            for c in table.columns if c.name not in added
+        )
+        tables[name] = Table(name, columns, table.order_by, table.time_column, table.version_column)
+    return tables
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_database_left_at_an_older_version_migrates_and_its_rows_read_back(
+    backend: ChdbBackend, events: list[object], version: int
+) -> None:
+    """An older version's tables with its rows (levels as text, every full book whole): after
+    the migrations they read back as they were, and so do the new rows (levels as integers)."""
+    database = f"version_{version}"
+    old_tables = _tables_at(version)
     backend.execute(f"CREATE DATABASE {database}")
-    ensure_schema(backend, database, {})  # the bookkeeping table, then the tables as version 4 made them:
+    ensure_schema(backend, database, {})  # the bookkeeping table, then the tables as that version made them:
     for name, table in old_tables.items():
         backend.execute(f"DROP TABLE {database}.{name}")
         backend.execute(table.create_sql(database))
     backend.execute(f"TRUNCATE TABLE {database}.schema_migrations")
-    for migration in MIGRATIONS[:4]:
+    for migration in MIGRATIONS[:version]:
         backend.execute(migration_sql(migration, database)[-1])
     half = len(events) // 2
-    for name, batch in to_batches(events[:half], FullBookFrames(keyframe_interval_ms=1)).items():
+    for name, batch in _text_rows(events[:half]).items():
         old = {column: batch[column] for column in old_tables[name].column_names}
         backend.insert(database, old_tables[name], old, batch_token(name, old))
 
     ran = ensure_schema(backend, database, {})
-    assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran)
-    assert any("MODIFY COLUMN bid_prices Array(String) CODEC(ZSTD(15))" in sql for sql in ran)
+    assert any("ADD COLUMN IF NOT EXISTS bid_price_steps Array(Int64) CODEC(T64, ZSTD(15))" in sql for sql in ran)
+    assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran) == (version < 5)
     codecs = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
                                 "AND table = 'orderbook_deltas'"))
-    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))"
+    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))" and codecs["ask_quantity_units"] == "CODEC(T64, ZSTD(15))"
     insert_all(backend, database, events[half:])  # a new writer: each book starts whole again
+    new_deltas = backend.query(f"SELECT count() FROM {database}.orderbook_deltas WHERE length(bid_price_steps) > 0")
+    assert new_deltas[0][0] > 0, "the new rows hold their levels as integers"
     stored = [e for e in events if table_of(e) is not None]
     books = {(e.venue, e.symbol or "") for e in stored}  # type: ignore[attr-defined]
     assert Counter(map(repr, read_stored(backend, database, books))) == Counter(map(repr, as_read_back(stored)))
