@@ -23,6 +23,7 @@ from schemas.clickhouse import (
 from schemas.clickhouse_rows import (
     CHANGES, DELTAS, WHOLE, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
 )
+from schemas.decimal_units import SHORTEST
 from schemas.events import BookDelta, BookFull, Kline, QualityEvent, Trade
 from tests.clickhouse_support import as_read_back, as_stored, chdb_dir, read_stored, recording, replay
 
@@ -200,6 +201,42 @@ def test_a_new_slot_starts_whole_and_a_writer_that_restarts_starts_whole(events:
     assert FullBookFrames().row(fulls[2])[encoding] == WHOLE, "a new writer knows no previous book"
     every_ms = FullBookFrames(keyframe_interval_ms=1)
     assert {every_ms.row(f)[encoding] for f in fulls} == {WHOLE}
+
+
+def test_levels_are_stored_as_integers_and_texts_with_no_integer_form_as_text(
+    backend: ChdbBackend, database: str
+) -> None:
+    """Each kind of a row (prices, quantities) is integers of one scale and text form, or text
+    when its texts have none ("1.0" beside "1.00"); either way the texts come back exactly."""
+    at_ms, at_ns = 1_764_590_400_000, 1_764_590_400_000_123_000
+    odd = [
+        # prices with no common form (text); OKX-like shortest quantities (integers)
+        BookDelta("okx", "ODD-USDT", 11, 10, None, [["1.0", "0.5"], ["1.00", "0"]], [["2", "0.25"]], at_ms, at_ns),
+        # Binance-like fixed widths: a price of many zeros, a tiny and a zero quantity
+        BookDelta("okx", "ODD-USDT", 12, 11, None, [["50000.00", "0.00000100"]], [["50000.01", "0.00000000"]],
+                  at_ms + 100, at_ns + 100_000_000),
+    ]
+    book = BookFull(
+        venue="okx", symbol="ODD-USDT", update_type="snapshot", last_update_id=12, first_update_id=None,
+        prev_update_id=-1, sequence_id=12, bids=[["50000.00", "1.0"], ["49999.90", "0.00000100"]],
+        asks=[["50000.01", "7"]], checksum=None, is_valid=True, validation_errors=[], exchange_ms=at_ms + 100,
+        recv_ns=at_ns + 100_000_001, deep_bids=[["40000.00", "3.5"]], deep_age_ms=900,
+        kept_asks=[["60000.00", "0.00000100"]],
+    )
+    insert_all(backend, database, [*odd, book])
+    stored = backend.query(
+        f"SELECT update_id, bid_prices, bid_price_steps, bid_quantities, bid_quantity_units, price_scale, price_decimals,"
+        f" quantity_scale, quantity_decimals FROM {database}.orderbook_deltas ORDER BY update_id")
+    assert stored == [
+        (11, ["1.0", "1.00"], [], [], [50, 0], 0, 0, 2, SHORTEST),
+        (12, [], [5000000], [], [1], 2, 2, 6, 8),
+    ]
+    full = backend.query(f"SELECT top_bid_price_units, bid_price_steps, deep_bid_price_steps, kept_ask_price_steps, "
+                         f"price_scale, price_decimals, bid_quantities FROM {database}.orderbook_full_depth")
+    assert full == [([5000000, 4999990], [5000000, 10], [4000000], [6000000], 2, 2, ["1.0", "0.00000100"])]
+    assert [repr(e) for e in read_events(backend, database, ORDERBOOK_DELTAS, "okx", "ODD-USDT")] == [
+        repr(as_stored(e)) for e in odd]
+    assert [repr(b) for b in read_full_books(backend, database, "okx", "ODD-USDT")] == [repr(as_stored(book))]
 
 
 def _text_rows(events: Sequence[object]) -> dict[str, dict[str, list[object]]]:
