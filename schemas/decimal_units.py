@@ -16,9 +16,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from math import gcd
 
 SHORTEST = -1  # `decimals` of texts in their shortest form
-_CANONICAL = re.compile(r"(?:0|[1-9][0-9]*)(?:\.([0-9]+))?").fullmatch
+_TEXT = r"(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+"  # no leading zero, no sign, digits after a dot
+_CANONICAL_JOINED = re.compile(rf"{_TEXT}(?:;{_TEXT})*+").fullmatch
 _LARGEST = 2**63 - 1  # stored as Int64
 _MAX_EXPONENT = 18
 _MOST_DECIMALS = 100  # scale and decimals are stored as Int8
@@ -35,36 +37,27 @@ class Units:
 
 def encode(arrays: Sequence[Sequence[str]]) -> Units | None:
     """The arrays' texts as integers of one scale and one text form, or None if they have none."""
-    digits: list[int] = []  # each text's number of decimals
-    raw: list[int] = []  # each text's digits as an integer
-    shortest = True
-    for array in arrays:
-        for text in array:
-            match = _CANONICAL(text)
-            if match is None:
-                return None
-            fraction = match.group(1)
-            if fraction is None:
-                digits.append(0)
-                raw.append(int(text))
-            else:
-                digits.append(len(fraction))
-                raw.append(int(text.replace(".", "")))
-                shortest = shortest and not fraction.endswith("0")
+    flat = [text for array in arrays for text in array]
+    joined = ";".join(flat)
+    if flat and (not _CANONICAL_JOINED(joined) or joined.count(";") != len(flat) - 1):
+        return None  # (the count: no text holds the separator itself)
+    dots = [text.find(".") for text in flat]
+    digits = [0 if dot < 0 else len(text) - dot - 1 for text, dot in zip(flat, dots)]
     most = max(digits, default=0)
     if most > _MOST_DECIMALS:
         return None
     if all(d == most for d in digits):
         decimals = most
-    elif shortest:
+    elif all(d == 0 or text[-1] != "0" for text, d in zip(flat, digits)):
         decimals = SHORTEST
     else:
         return None
-    units = [r * 10 ** (most - d) for r, d in zip(raw, digits)]
+    units = [int(text.replace(".", "")) * 10 ** (most - d) for text, d in zip(flat, digits)]
     exponent = _common_zeros(units)
-    step = 10**exponent
-    units = [u // step for u in units]
-    if any(u > _LARGEST for u in units):
+    if exponent:
+        step = 10**exponent
+        units = [u // step for u in units]
+    if units and max(units) > _LARGEST:
         return None
     arrays_out, start = [], 0
     for array in arrays:
@@ -75,9 +68,10 @@ def encode(arrays: Sequence[Sequence[str]]) -> Units | None:
 
 def _common_zeros(units: Sequence[int]) -> int:
     """How many trailing decimal zeros every non-zero value has (0 if all are zero)."""
-    nonzero = [u for u in units if u]
+    common = gcd(*units)
     exponent = 0
-    while nonzero and exponent < _MAX_EXPONENT and all(u % 10 ** (exponent + 1) == 0 for u in nonzero):
+    while common and exponent < _MAX_EXPONENT and common % 10 == 0:
+        common //= 10
         exponent += 1
     return exponent
 
