@@ -16,7 +16,7 @@ Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
   than ZSTD(15) over their text. Texts of a row with no such form ("1.0" beside "1.00", a
   leading zero) stay in the text columns (`bid_prices`...), as in every row written
   before migration 7; a reader takes those columns whenever they hold anything.
-- Levels are parallel arrays (`bid_prices[i]`, `bid_quantities[i]`): the columnar form
+- Levels are parallel arrays (`bid_price_steps[i]`, `bid_quantity_units[i]`): the columnar form
   both drivers insert natively, and what `Array(Tuple(...))` would store anyway.
 - `orderbook_full_depth` (the plan's table) keeps the top 20 per side of every full book in
   small columns for fast queries (`top_bid_price_units`..., plain integers:
