@@ -7,7 +7,8 @@ read back, and `operators.stored_books` turns rows and deltas into the books aga
 A batch is `{column: [values...]}` in a table's column order, the shape both the native
 driver (`columnar=True`) and chDB's Arrow insert take without a per-row object. Times are
 integer ticks (ms for `timestamp`, ns for `collected_at`); prices and quantities stay the
-exchange's text. `batch_token` names a batch by the identities of its rows, so the same
+exchange's text, except in level arrays: integers that give that text back (`_StoredLevels`,
+`schemas.decimal_units`), or the text where it has no integer form. `batch_token` names a batch by the identities of its rows, so the same
 rows always carry the same `insert_deduplication_token`. Reading back selects the times as
 integers and rebuilds the events (see `schemas.clickhouse` for what is and is not kept).
 """

@@ -295,11 +295,11 @@ def test_a_database_left_at_an_older_version_migrates_and_its_rows_read_back(
         backend.insert(database, old_tables[name], old, batch_token(name, old))
 
     ran = ensure_schema(backend, database, {})
-    assert any("ADD COLUMN IF NOT EXISTS bid_price_steps Array(Int64) CODEC(T64, ZSTD(19))" in sql for sql in ran)
+    assert any("ADD COLUMN IF NOT EXISTS bid_price_steps Array(Int64) CODEC(T64, ZSTD(15))" in sql for sql in ran)
     assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran) == (version < 5)
     codecs = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
                                 "AND table = 'orderbook_deltas'"))
-    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))" and codecs["ask_quantity_units"] == "CODEC(T64, ZSTD(19))"
+    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))" and codecs["ask_quantity_units"] == "CODEC(T64, ZSTD(15))"
     assert codecs["collected_at"] == "CODEC(Delta(8), ZSTD(19))"
     trades = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
                                 "AND table = 'trades'"))
