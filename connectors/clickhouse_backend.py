@@ -111,6 +111,7 @@ class NativeBackend:
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "String": pa.string(),
+    "Int8": pa.int8(),
     "UInt32": pa.uint32(),
     "UInt64": pa.uint64(),
     "Int64": pa.int64(),

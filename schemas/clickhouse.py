@@ -2,16 +2,25 @@
 
 Why these shapes (figures from `bench/storage_codecs.py`, see its docstring):
 
-- Prices and quantities are the exchange's exact decimal text (`String`), never Decimal:
+- Prices and quantities are the exchange's exact decimal text, never Decimal or floats:
   OKX checksums are computed over the text as received ("0.1" and "0.10" differ) and
-  Binance pads to a fixed scale, so a number type cannot give the book back byte for
-  byte. It is also smaller: ZSTD over sorted, slowly changing text stores a 5000-level
-  side's prices in 1.3 KB against 3.3 KB as Decimal128(18) and 5.6 KB as Gorilla floats.
-  `toDecimal128(price, 18)` in a query gives the number where one is wanted.
-- Levels are parallel arrays (`bid_prices[i]`, `bid_quantities[i]`): the columnar form
+  Binance pads to a fixed scale. Scalars (trades, tickers, klines) are stored as that text
+  (`String`): ZSTD over text that repeats from row to row beats integers there (ticker
+  quantities 67 KB against 102 KB as Delta integers, bench/storage.py's 300 s). Level arrays,
+  since migration 7, are integers that give the text back exactly (`schemas.decimal_units`):
+  a row's prices share one scale (value = m x 10^-scale) and one text form (a fixed number
+  of decimals, or the shortest form), and so do its quantities (`price_scale`,
+  `price_decimals`, `quantity_scale`, `quantity_decimals`); prices as steps from the level
+  before (`bid_price_steps`, small and positive on a sorted side), quantities as they are
+  (`bid_quantity_units`), in T64 + ZSTD(15): deltas' quantities 23% and prices 31% smaller
+  than ZSTD(15) over their text. Texts of a row with no such form ("1.0" beside "1.00", a
+  leading zero) stay in the text columns (`bid_prices`...), as in every row written
+  before migration 7; a reader takes those columns whenever they hold anything.
+- Levels are parallel arrays (`bid_price_steps[i]`, `bid_quantity_units[i]`): the columnar form
   both drivers insert natively, and what `Array(Tuple(...))` would store anyway.
 - `orderbook_full_depth` (the plan's table) keeps the top 20 per side of every full book in
-  small columns for fast queries. The whole depth is stored only in keyframes: the first
+  small columns for fast queries (`top_bid_price_units`..., plain integers:
+  `top_bid_price_units[1] / exp10(price_scale)` is the best bid). The whole depth is stored only in keyframes: the first
   full book of a book in each KEYFRAME_INTERVAL_MS slot of exchange time, the first one a
   writer sees, and one whose update id does not follow the one before. Every other full book is written against the previous one of its
   book (`base_update_id`): a snapshot (a new sync, a Binance audit) as the levels that
@@ -69,14 +78,23 @@ BOOK_TIME = "DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1))"
 BOOK_ID = "UInt64 CODEC(DoubleDelta, ZSTD(1))"
 BOOK_NULLABLE_ID = "Nullable(Int64) CODEC(DoubleDelta, ZSTD(1))"
 MARKET_TIME = "DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1))"
-RECEIVED = "DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1))"
-# Trades and tickers come by the thousand a minute: ZSTD(15) stores their quantities 10-20%
-# smaller than ZSTD(9) (bench/storage.py), at a write speed they never notice.
-DECIMAL_TEXT = "String CODEC(ZSTD(15))"
+# Receive times are irregular to the µs: ZSTD(19) keeps their steps 8% smaller than ZSTD(1).
+RECEIVED = "DateTime64(9, 'UTC') CODEC(Delta, ZSTD(19))"
+# Trades and tickers come by the thousand a minute: ZSTD(19) stores their quantities 10-20%
+# smaller than ZSTD(9) (bench/storage.py), at a write speed they never notice; trade ids
+# (sequential text) and sides 25% and 70% smaller than ZSTD(3) and LZ4.
+DECIMAL_TEXT = "String CODEC(ZSTD(19))"
+TRADE_ID = "String CODEC(ZSTD(19))"
+TRADE_SIDE = "LowCardinality(String) CODEC(ZSTD(19))"
 LEVELS_TEXT = "Array(String) CODEC(ZSTD(9))"
 # Deltas are most of what is stored: ZSTD(15) keeps their level text 10-15% smaller than ZSTD(9).
 DELTA_LEVELS_TEXT = "Array(String) CODEC(ZSTD(15))"
 LEVEL_COUNT = "UInt32 CODEC(T64, ZSTD(1))"
+# Since migration 7, level arrays as integers (schemas.decimal_units): T64 + ZSTD(15) keeps
+# them a quarter (quantities) to a third (prices, as steps) smaller than their text in ZSTD(15).
+# (ZSTD(19) would save 2% more at a third of the speed, 2 MB/s: too slow for a replay's inserts.)
+LEVEL_UNITS = "Array(Int64) CODEC(T64, ZSTD(15))"
+UNITS_FORM = "Int8 CODEC(ZSTD(1))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +136,18 @@ def _book_side_columns(prefix: str, side: str, type_: str) -> tuple[Column, ...]
     return (Column(f"{prefix}{side}_prices", type_), Column(f"{prefix}{side}_quantities", type_))
 
 
+def _units_side_columns(prefix: str, side: str, prices: str = "steps") -> tuple[Column, ...]:
+    """A side's levels as integers: prices as `steps` (or plain `units`), quantities as units."""
+    return (Column(f"{prefix}{side}_price_{prices}", LEVEL_UNITS), Column(f"{prefix}{side}_quantity_units", LEVEL_UNITS))
+
+
+# How a row's integers read back as text (schemas.decimal_units): one scale and one text
+# form for all of its prices, one for all of its quantities.
+UNITS_FORM_COLUMNS = tuple(
+    Column(name, UNITS_FORM) for name in ("price_scale", "price_decimals", "quantity_scale", "quantity_decimals")
+)
+
+
 ORDERBOOK_DELTAS = Table(
     "orderbook_deltas",
     (
@@ -130,6 +160,11 @@ ORDERBOOK_DELTAS = Table(
         *_book_side_columns("", "bid", DELTA_LEVELS_TEXT),
         *_book_side_columns("", "ask", DELTA_LEVELS_TEXT),
         Column("collected_at", RECEIVED),
+        # Since migration 7 the levels are here, as integers, and the text columns above
+        # are empty, unless a row's texts have no integer form (schemas.decimal_units).
+        *_units_side_columns("", "bid"),
+        *_units_side_columns("", "ask"),
+        *UNITS_FORM_COLUMNS,
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "update_id"),
     time_column="timestamp",
@@ -176,6 +211,14 @@ ORDERBOOK_FULL_DEPTH = Table(
         Column("ask_levels", LEVEL_COUNT),
         Column("kept_bid_levels", LEVEL_COUNT),
         Column("kept_ask_levels", LEVEL_COUNT),
+        # Since migration 7 every level array is here, as integers (the top 20 as plain
+        # units, for queries; the others as price steps), and the text columns are empty,
+        # unless a row's texts have no integer form (schemas.decimal_units).
+        *_units_side_columns("top_", "bid", "units"),
+        *_units_side_columns("top_", "ask", "units"),
+        *(column for prefix in ("", "deep_", "kept_") for side in ("bid", "ask")
+          for column in _units_side_columns(prefix, side)),
+        *UNITS_FORM_COLUMNS,
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "last_update_id"),
     time_column="timestamp",
@@ -188,10 +231,10 @@ TRADES = Table(
         Column("exchange_name", NAME),
         Column("symbol_name", NAME),
         Column("timestamp", MARKET_TIME),
-        Column("trade_id", "String CODEC(ZSTD(3))"),
+        Column("trade_id", TRADE_ID),
         Column("price", DECIMAL_TEXT),
         Column("quantity", DECIMAL_TEXT),
-        Column("side", NAME),
+        Column("side", TRADE_SIDE),
         Column("collected_at", RECEIVED),
     ),
     order_by=("exchange_name", "symbol_name", "timestamp", "trade_id"),
@@ -343,6 +386,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(6, "features: one row per feature sample of a book", (FEATURES.create_sql("{db}"),)),
+    Migration(
+        7,
+        "orderbook_deltas, orderbook_full_depth: level arrays as integers (T64), their scale and text form; "
+        "receive times, decimals, trade ids and sides in ZSTD(19)",
+        tuple(
+            f"ALTER TABLE {{db}}.{table.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type}"
+            for table in (ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH)
+            for column in table.columns
+            if column.type in (LEVEL_UNITS, UNITS_FORM)
+        )
+        + tuple(
+            f"ALTER TABLE {{db}}.{table.name} MODIFY COLUMN {column.name} {column.type}"
+            for table in TABLES.values()
+            for column in table.columns
+            if column.type in (RECEIVED, DECIMAL_TEXT, TRADE_ID, TRADE_SIDE)
+        ),
+    ),
 )
 
 

@@ -7,7 +7,8 @@ read back, and `operators.stored_books` turns rows and deltas into the books aga
 A batch is `{column: [values...]}` in a table's column order, the shape both the native
 driver (`columnar=True`) and chDB's Arrow insert take without a per-row object. Times are
 integer ticks (ms for `timestamp`, ns for `collected_at`); prices and quantities stay the
-exchange's text. `batch_token` names a batch by the identities of its rows, so the same
+exchange's text, except in level arrays: integers that give that text back (`_StoredLevels`,
+`schemas.decimal_units`), or the text where it has no integer form. `batch_token` names a batch by the identities of its rows, so the same
 rows always carry the same `insert_deduplication_token`. Reading back selects the times as
 integers and rebuilds the events (see `schemas.clickhouse` for what is and is not kept).
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from schemas import decimal_units
 from schemas.clickhouse import (
     FEATURES, KEYFRAME_INTERVAL_MS, KLINES, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, QUALITY_EVENTS, TABLES, TICKERS, TOP_LEVELS,
     TRADES, Table,
@@ -44,11 +46,44 @@ def _quantities(levels: Sequence[PriceQty]) -> list[str]:
     return [level[1] for level in levels]
 
 
+BID_STEPS, ASK_STEPS = -1, 1  # signs of a side's price steps (decimal_units.to_steps)
+
+
+@dataclass(slots=True)
+class _StoredLevels:
+    """A row's level arrays as stored: each kind (prices, quantities) as integers of one scale
+    and text form, or, if its texts have none, as text (the integer arrays then empty)."""
+
+    texts: list[list[str]]  # per side: prices, quantities
+    units: list[list[int]]  # per side: prices (steps, or plain where the sign is None), quantities
+    form: tuple[int, int, int, int]  # price_scale, price_decimals, quantity_scale, quantity_decimals
+
+
+def _stored_levels(sides: Sequence[Sequence[PriceQty]], signs: Sequence[int | None]) -> _StoredLevels:
+    prices, quantities = [_prices(side) for side in sides], [_quantities(side) for side in sides]
+    price_units, quantity_units = decimal_units.encode(prices), decimal_units.encode(quantities)
+    texts: list[list[str]] = []
+    units: list[list[int]] = []
+    for i, sign in enumerate(signs):
+        if price_units is None:
+            texts.append(prices[i])
+            units.append([])
+        else:
+            texts.append([])
+            side = price_units.arrays[i]
+            units.append(side if sign is None else decimal_units.to_steps(side, sign))
+        texts.append(quantities[i] if quantity_units is None else [])
+        units.append([] if quantity_units is None else quantity_units.arrays[i])
+    price_form = (price_units.scale, price_units.decimals) if price_units else (0, 0)
+    quantity_form = (quantity_units.scale, quantity_units.decimals) if quantity_units else (0, 0)
+    return _StoredLevels(texts, units, (*price_form, *quantity_form))
+
+
 def _delta_row(d: BookDelta) -> Row:
+    levels = _stored_levels((d.bid_updates, d.ask_updates), (BID_STEPS, ASK_STEPS))
     return (
         d.venue, d.symbol, _ms(d.exchange_ms, d.recv_ns), d.update_id, d.first_update_id, d.prev_update_id,
-        _prices(d.bid_updates), _quantities(d.bid_updates), _prices(d.ask_updates), _quantities(d.ask_updates),
-        d.recv_ns,
+        *levels.texts, d.recv_ns, *levels.units, *levels.form,
     )
 
 
@@ -137,18 +172,21 @@ def _full_row(
     deep_bids: Sequence[PriceQty], deep_asks: Sequence[PriceQty], kept_bids: Sequence[PriceQty],
     kept_asks: Sequence[PriceQty],
 ) -> Row:
-    top_bids, top_asks = b.bids[:TOP_LEVELS], b.asks[:TOP_LEVELS]
+    levels = _stored_levels(
+        (b.bids[:TOP_LEVELS], b.asks[:TOP_LEVELS], bids, asks, deep_bids, deep_asks, kept_bids, kept_asks),
+        (None, None, *(BID_STEPS, ASK_STEPS) * 3),
+    )
+    texts = levels.texts
     return (
         b.venue, b.symbol, ms, b.last_update_id or 0, b.update_type,
         b.first_update_id, b.prev_update_id, b.sequence_id,
-        _prices(top_bids), _quantities(top_bids), _prices(top_asks), _quantities(top_asks),
-        _prices(bids), _quantities(bids), _prices(asks), _quantities(asks),
-        _prices(deep_bids), _quantities(deep_bids), _prices(deep_asks), _quantities(deep_asks),
+        *texts[0:12],
         b.deep_age_ms, len(b.bids) + len(b.asks) + len(b.deep_bids) + len(b.deep_asks),
         b.checksum, b.is_valid, list(b.validation_errors), b.recv_ns,
-        _prices(kept_bids), _quantities(kept_bids), _prices(kept_asks), _quantities(kept_asks),
+        *texts[12:16],
         b.exact_bid_levels, b.exact_ask_levels,
         encoding, base, len(b.bids), len(b.asks), len(b.kept_bids), len(b.kept_asks),
+        *levels.units, *levels.form,
     )
 
 
@@ -291,14 +329,36 @@ def select_sql(
     return sql + (f" LIMIT {int(limit)}" if limit is not None else "")
 
 
-def _levels(r: dict[str, Any], prefix: str) -> list[PriceQty]:
-    return [[price, quantity] for price, quantity in zip(r[f"{prefix}_prices"], r[f"{prefix}_quantities"])]
+def _kind_texts(r: dict[str, Any], kind: str, sides: dict[str, str]) -> dict[str, list[str]]:
+    """One kind's texts (`kind` "price" or "quantity") per side prefix (`sides`: prefix ->
+    its integer column), from the text columns if any holds texts (rows older than
+    migration 7, or texts with no integer form), otherwise from the integers."""
+    plural = "prices" if kind == "price" else "quantities"
+    stored = {prefix: r[f"{prefix}_{plural}"] for prefix in sides}
+    if any(stored.values()):
+        return stored
+    scale, decimals = r[f"{kind}_scale"], r[f"{kind}_decimals"]
+    out = {}
+    for prefix, column in sides.items():
+        units = r[column]
+        if column.endswith("_steps"):
+            units = decimal_units.from_steps(units, BID_STEPS if prefix.endswith("bid") else ASK_STEPS)
+        out[prefix] = decimal_units.texts(units, scale, decimals)
+    return out
+
+
+def _levels_of(r: dict[str, Any], prefixes: Sequence[str]) -> dict[str, list[PriceQty]]:
+    """The levels of these sides (prefixes "bid", "deep_ask"...) of a row, as [price, quantity]."""
+    prices = _kind_texts(r, "price", {p: f"{p}_price_steps" for p in prefixes})
+    quantities = _kind_texts(r, "quantity", {p: f"{p}_quantity_units" for p in prefixes})
+    return {p: [[price, quantity] for price, quantity in zip(prices[p], quantities[p])] for p in prefixes}
 
 
 def _delta(r: dict[str, Any]) -> BookDelta:
+    levels = _levels_of(r, ("bid", "ask"))
     return BookDelta(
         r["exchange_name"], r["symbol_name"], r["update_id"], r["prev_update_id"], r["first_update_id"],
-        _levels(r, "bid"), _levels(r, "ask"), r["timestamp"], r["collected_at"],  # type: ignore[arg-type]
+        levels["bid"], levels["ask"], r["timestamp"], r["collected_at"],  # type: ignore[arg-type]
     )
 
 
@@ -319,14 +379,15 @@ class StoredFullBook:
 
 
 def _full(r: dict[str, Any]) -> StoredFullBook:
+    levels = _levels_of(r, ("bid", "ask", "deep_bid", "deep_ask", "kept_bid", "kept_ask"))
     book = BookFull(
         venue=r["exchange_name"], symbol=r["symbol_name"], update_type=r["update_type"],
         last_update_id=r["last_update_id"] or None, first_update_id=r["first_update_id"],
         prev_update_id=r["prev_update_id"], sequence_id=r["sequence_id"],
-        bids=_levels(r, "bid"), asks=_levels(r, "ask"), checksum=r["checksum"], is_valid=bool(r["is_valid"]),
+        bids=levels["bid"], asks=levels["ask"], checksum=r["checksum"], is_valid=bool(r["is_valid"]),
         validation_errors=list(r["validation_errors"]), exchange_ms=r["timestamp"], recv_ns=r["collected_at"],
-        deep_bids=_levels(r, "deep_bid"), deep_asks=_levels(r, "deep_ask"), deep_age_ms=r["deep_age_ms"],
-        kept_bids=_levels(r, "kept_bid"), kept_asks=_levels(r, "kept_ask"),
+        deep_bids=levels["deep_bid"], deep_asks=levels["deep_ask"], deep_age_ms=r["deep_age_ms"],
+        kept_bids=levels["kept_bid"], kept_asks=levels["kept_ask"],
         exact_bid_levels=r["exact_bid_levels"], exact_ask_levels=r["exact_ask_levels"],
     )
     return StoredFullBook(

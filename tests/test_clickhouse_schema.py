@@ -18,12 +18,13 @@ from pydantic import ValidationError
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema, read_events
 from flows.book_reader import read_full_books
 from schemas.clickhouse import (
-    FEATURES, LEVEL_COUNT, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES, ClickHouseSettings, Column,
-    Table, migration_sql, parse_url,
+    DELTA_LEVELS_TEXT, FEATURES, LEVEL_COUNT, LEVEL_UNITS, LEVELS_TEXT, MIGRATIONS, ORDERBOOK_DELTAS, ORDERBOOK_FULL_DEPTH, TABLES,
+    TOP_LEVELS, UNITS_FORM, ClickHouseSettings, Column, Table, migration_sql, parse_url,
 )
 from schemas.clickhouse_rows import (
     CHANGES, DELTAS, WHOLE, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
 )
+from schemas.decimal_units import SHORTEST
 from schemas.events import BookDelta, BookFull, Kline, QualityEvent, Trade
 from schemas.features import FeatureRow
 from tests.clickhouse_support import as_read_back, as_stored, chdb_dir, feature_rows, read_stored, recording, replay
@@ -207,42 +208,115 @@ def test_a_new_slot_starts_whole_and_a_writer_that_restarts_starts_whole(events:
     assert {every_ms.row(f)[encoding] for f in fulls} == {WHOLE}
 
 
-def test_a_database_left_at_version_4_migrates_and_its_rows_read_back(backend: ChdbBackend, events: list[object]) -> None:
-    """Version 4's tables (no encoding columns, deltas in ZSTD(9)) with version 4's rows
-    (every full book whole, no features table): after migrations 5 and 6 they read back,
-    and so do new rows."""
-    database = "version_4"
-    new_columns = {"levels_encoding", "base_update_id"} | {c.name for c in ORDERBOOK_FULL_DEPTH.columns if c.type == LEVEL_COUNT}
-    old_full = Table(ORDERBOOK_FULL_DEPTH.name, tuple(c for c in ORDERBOOK_FULL_DEPTH.columns if c.name not in new_columns),
-                     ORDERBOOK_FULL_DEPTH.order_by, ORDERBOOK_FULL_DEPTH.time_column, ORDERBOOK_FULL_DEPTH.version_column)
-    old_deltas = Table(ORDERBOOK_DELTAS.name, tuple(Column(c.name, LEVELS_TEXT) if c.type.startswith("Array") else c
-                                                     for c in ORDERBOOK_DELTAS.columns),
-                       ORDERBOOK_DELTAS.order_by, ORDERBOOK_DELTAS.time_column, ORDERBOOK_DELTAS.version_column)
-    old_tables = {**TABLES, old_full.name: old_full, old_deltas.name: old_deltas}
-    del old_tables[FEATURES.name]  # migration 6 creates it
+def test_levels_are_stored_as_integers_and_texts_with_no_integer_form_as_text(
+    backend: ChdbBackend, database: str
+) -> None:
+    """Each kind of a row (prices, quantities) is integers of one scale and text form, or text
+    when its texts have none ("1.0" beside "1.00"); either way the texts come back exactly."""
+    at_ms, at_ns = 1_764_590_400_000, 1_764_590_400_000_123_000
+    odd = [
+        # prices with no common form (text); OKX-like shortest quantities (integers)
+        BookDelta("okx", "ODD-USDT", 11, 10, None, [["1.0", "0.5"], ["1.00", "0"]], [["2", "0.25"]], at_ms, at_ns),
+        # Binance-like fixed widths: a price of many zeros, a tiny and a zero quantity
+        BookDelta("okx", "ODD-USDT", 12, 11, None, [["50000.00", "0.00000100"]], [["50000.01", "0.00000000"]],
+                  at_ms + 100, at_ns + 100_000_000),
+    ]
+    book = BookFull(
+        venue="okx", symbol="ODD-USDT", update_type="snapshot", last_update_id=12, first_update_id=None,
+        prev_update_id=-1, sequence_id=12, bids=[["50000.00", "1.0"], ["49999.90", "0.00000100"]],
+        asks=[["50000.01", "7"]], checksum=None, is_valid=True, validation_errors=[], exchange_ms=at_ms + 100,
+        recv_ns=at_ns + 100_000_001, deep_bids=[["40000.00", "3.5"]], deep_age_ms=900,
+        kept_asks=[["60000.00", "0.00000100"]],
+    )
+    insert_all(backend, database, [*odd, book])
+    stored = backend.query(
+        f"SELECT update_id, bid_prices, bid_price_steps, bid_quantities, bid_quantity_units, price_scale, price_decimals,"
+        f" quantity_scale, quantity_decimals FROM {database}.orderbook_deltas ORDER BY update_id")
+    assert stored == [
+        (11, ["1.0", "1.00"], [], [], [50, 0], 0, 0, 2, SHORTEST),
+        (12, [], [5000000], [], [1], 2, 2, 6, 8),
+    ]
+    full = backend.query(f"SELECT top_bid_price_units, bid_price_steps, deep_bid_price_steps, kept_ask_price_steps, "
+                         f"price_scale, price_decimals, bid_quantities FROM {database}.orderbook_full_depth")
+    assert full == [([5000000, 4999990], [5000000, 10], [4000000], [6000000], 2, 2, ["1.0", "0.00000100"])]
+    assert [repr(e) for e in read_events(backend, database, ORDERBOOK_DELTAS, "okx", "ODD-USDT")] == [
+        repr(as_stored(e)) for e in odd]
+    assert [repr(b) for b in read_full_books(backend, database, "okx", "ODD-USDT")] == [repr(as_stored(book))]
+
+
+def _text_rows(events: Sequence[object]) -> dict[str, dict[str, list[object]]]:
+    """Batches as versions 5 and 6 wrote them: levels as text, every full book whole here."""
+    batches = to_batches(events, FullBookFrames(keyframe_interval_ms=1))
+    books: list[tuple[str, list[dict[str, list[list[str]]]]]] = [
+        ("orderbook_deltas", [{"bid": d.bid_updates, "ask": d.ask_updates} for d in events if isinstance(d, BookDelta)]),
+        ("orderbook_full_depth", [
+            {"top_bid": b.bids[:TOP_LEVELS], "top_ask": b.asks[:TOP_LEVELS], "bid": b.bids, "ask": b.asks,
+             "deep_bid": b.deep_bids, "deep_ask": b.deep_asks, "kept_bid": b.kept_bids, "kept_ask": b.kept_asks}
+            for b in events if isinstance(b, BookFull)
+        ]),
+    ]
+    for name, sides in books:
+        for prefix in sides[0]:
+            batches[name][f"{prefix}_prices"] = [[level[0] for level in row[prefix]] for row in sides]
+            batches[name][f"{prefix}_quantities"] = [[level[1] for level in row[prefix]] for row in sides]
+    return batches
+
+
+def _tables_at(version: int) -> dict[str, Table]:
+    """The tables as a database left at `version` (4 or 5) has them (no features table yet)."""
+    added = {c.name for table in TABLES.values() for c in table.columns if c.type in (LEVEL_UNITS, UNITS_FORM)}
+    if version < 5:
+        added |= {"levels_encoding", "base_update_id"} | {c.name for c in ORDERBOOK_FULL_DEPTH.columns if c.type == LEVEL_COUNT}
+    level_text = DELTA_LEVELS_TEXT if version >= 5 else LEVELS_TEXT
+    tables = {}
+    for name, table in TABLES.items():
+        if name == FEATURES.name:
+            continue  # migration 6 creates it
+        columns = tuple(
+            Column(c.name, level_text) if name == ORDERBOOK_DELTAS.name and c.type == DELTA_LEVELS_TEXT else c
+            for c in table.columns if c.name not in added
+        )
+        tables[name] = Table(name, columns, table.order_by, table.time_column, table.version_column)
+    return tables
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_database_left_at_an_older_version_migrates_and_its_rows_read_back(
+    backend: ChdbBackend, events: list[object], version: int
+) -> None:
+    """An older version's tables with its rows (levels as text, every full book whole): after
+    the migrations they read back as they were, and so do the new rows (levels as integers)."""
+    database = f"version_{version}"
+    old_tables = _tables_at(version)
     backend.execute(f"CREATE DATABASE {database}")
-    ensure_schema(backend, database, {})  # the bookkeeping table, then the tables as version 4 made them:
+    ensure_schema(backend, database, {})  # the bookkeeping table, then the tables as that version made them:
     for name in TABLES:
         backend.execute(f"DROP TABLE {database}.{name}")
     for table in old_tables.values():
         backend.execute(table.create_sql(database))
     backend.execute(f"TRUNCATE TABLE {database}.schema_migrations")
-    for migration in MIGRATIONS[:4]:
+    for migration in MIGRATIONS[:version]:
         backend.execute(migration_sql(migration, database)[-1])
     half = len(events) // 2
     assert not any(isinstance(e, FeatureRow) for e in events[:half])
-    for name, batch in to_batches(events[:half], FullBookFrames(keyframe_interval_ms=1)).items():
+    for name, batch in _text_rows(events[:half]).items():
         old = {column: batch[column] for column in old_tables[name].column_names}
         backend.insert(database, old_tables[name], old, batch_token(name, old))
 
     ran = ensure_schema(backend, database, {})
-    assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran)
+    assert any("ADD COLUMN IF NOT EXISTS bid_price_steps Array(Int64) CODEC(T64, ZSTD(15))" in sql for sql in ran)
+    assert any("ADD COLUMN IF NOT EXISTS levels_encoding" in sql for sql in ran) == (version < 5)
     assert any(sql.startswith(f"CREATE TABLE IF NOT EXISTS {database}.features") for sql in ran)
-    assert any("MODIFY COLUMN bid_prices Array(String) CODEC(ZSTD(15))" in sql for sql in ran)
     codecs = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
                                 "AND table = 'orderbook_deltas'"))
-    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))"
+    assert codecs["bid_quantities"] == "CODEC(ZSTD(15))" and codecs["ask_quantity_units"] == "CODEC(T64, ZSTD(15))"
+    assert codecs["collected_at"] == "CODEC(Delta(8), ZSTD(19))"
+    trades = dict(backend.query(f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' "
+                                "AND table = 'trades'"))
+    assert (trades["trade_id"], trades["side"], trades["price"]) == ("CODEC(ZSTD(19))",) * 3
     insert_all(backend, database, events[half:])  # a new writer: each book starts whole again
+    new_deltas = backend.query(f"SELECT count() FROM {database}.orderbook_deltas WHERE length(bid_price_steps) > 0")
+    assert new_deltas[0][0] > 0, "the new rows hold their levels as integers"
     stored = [e for e in events if table_of(e) is not None]
     books = {(e.venue, e.symbol or "") for e in stored}  # type: ignore[attr-defined]
     assert Counter(map(repr, read_stored(backend, database, books))) == Counter(map(repr, as_read_back(stored)))

@@ -352,7 +352,7 @@ def test_a_database_of_the_previous_version_gets_the_klines_table_from_migration
     codecs = dict(backend.query(
         f"SELECT name, compression_codec FROM system.columns WHERE database = '{database}' AND table = 'klines'"
     ))
-    assert codecs["open_time"] == "CODEC(DoubleDelta, ZSTD(1))" and codecs["close_price"] == "CODEC(ZSTD(15))"
+    assert codecs["open_time"] == "CODEC(DoubleDelta, ZSTD(1))" and codecs["close_price"] == "CODEC(ZSTD(19))"
     engine = backend.query(f"SELECT engine_full FROM system.tables WHERE database = '{database}' AND name = 'klines'")
     assert "ReplacingMergeTree(collected_at)" in engine[0][0]
     assert "ORDER BY (exchange_name, symbol_name, kline_interval, open_time)" in engine[0][0]
