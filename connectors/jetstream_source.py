@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -62,6 +63,10 @@ class _Fetched:
 @dataclass(slots=True)
 class ConsumerLimits:
     fetch_batch: int = 500
+    # What one fetch may bring, roughly: a full book is ~0.6 MB of JSON, so 500 of them would
+    # be 300 MB; the next fetch asks for as many messages as fit, at the last ones' size.
+    fetch_bytes: int = 8 * 1024 * 1024
+    inbox_fetches: int = 2  # fetched batches the worker has not taken yet: then the loop waits
     max_ack_pending: int = 20_000  # what the store holds unacked: the stream keeps the rest
     # Unacked messages of a killed store come back after this; one held longer (a ClickHouse
     # outage) is redelivered too, and the copy is recognised and only replaces the reply.
@@ -87,10 +92,17 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         self._stream, self._durable, self._ledger, self._limits = stream, durable, ledger, limits
         self._last_seq = resume_seq  # highest sequence handed downstream (or acked before this run)
         self._drain_and_stop = drain_and_stop
-        # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
-        self._in_flight: dict[int, Msg] = {}
+        # Worker thread only: emitted or held and not acked yet, by sequence, each with the ack
+        # subject of its latest delivery (not the message: its payload is in the batch, and a
+        # held full book would keep ~0.6 MB); from an earlier run's batch, committed, waiting for
+        # its redelivery to ack.
+        self._in_flight: dict[int, str] = {}
         self._awaiting: dict[int, AckTicket] = {}
-        self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
+        # Sequences whose ack is sent and not confirmed yet (the loop retries it until it is):
+        # a redelivery of one is not new. Worker adds, loop removes, under _acking_lock.
+        self._acking: set[int] = set()
+        self._acking_lock = threading.Lock()
+        self._nc: NATS | None = None  # the loop's current connection: acks go through it
         self._idle = threading.Event()  # the stream has nothing this store has not acked
         self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
         self._stop = threading.Event()
@@ -103,9 +115,6 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
     def next_batch(self) -> list[Stored]:
         for ticket, seqs in self._ledger.take_ready(self._stream):
             self._ack(seqs, ticket)
-        while not self._failed_acks.empty():  # acked again when JetStream redelivers it
-            seq, ticket = self._failed_acks.get_nowait()
-            self._awaiting[seq] = ticket
         out: list[Stored] = []
         while True:
             try:
@@ -126,8 +135,10 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
     def _drained(self) -> bool:
         """Asked to stop, and everything the stream held is stored and acked."""
+        with self._acking_lock:
+            acking = bool(self._acking)
         return (self._drain_and_stop.is_set() and self._idle.is_set() and self._inbox.empty()
-                and not self._in_flight and not self._awaiting)
+                and not self._in_flight and not self._awaiting and not acking)
 
     def snapshot(self) -> int | None:
         return self._last_seq
@@ -139,16 +150,20 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
     def _accept(self, msg: Msg, first_available: int) -> list[Stored]:
         """What one delivered message adds downstream: nothing, itself, or a gap and itself."""
         seq = msg.metadata.sequence.stream
+        with self._acking_lock:
+            acking = seq in self._acking
+        if acking:  # its batch is inserted and its ack on the way (JetStream acks by stream sequence)
+            return []
         if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
-            self._in_flight[seq] = msg
+            self._in_flight[seq] = msg.reply
             return []
         ticket = self._awaiting.pop(seq, None)
         if ticket is not None:  # its batch is inserted; this redelivery is what we can ack
-            self._confirm(msg, ticket)
+            self._confirm(seq, msg.reply, ticket)
             return []
         held = self._ledger.journaled(self._stream, seq)
         if held:  # an earlier run already batched it durably, not inserted yet
-            self._in_flight[seq] = msg
+            self._in_flight[seq] = msg.reply
             return []
         # Anything else is new to storage, even below sequences seen already: a killed store's
         # unacked messages come back after ack_wait, behind newer ones. (A confirmed ack is
@@ -162,7 +177,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if stored_kind(msg.subject) is None:
             self._reply(msg)
             return out
-        self._in_flight[seq] = msg
+        self._in_flight[seq] = msg.reply
         out.append(Stored(self._stream, seq, f"{self._stream}:{seq}", event_from_message(msg.subject, msg.data)))
         return out
 
@@ -181,24 +196,42 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
     def _ack(self, seqs: list[int], ticket: AckTicket) -> None:
         for seq in seqs:
-            msg = self._in_flight.pop(seq, None)
-            if msg is None:
+            reply = self._in_flight.pop(seq, None)
+            if reply is None:
                 self._awaiting[seq] = ticket  # from an earlier run's batch; acked when redelivered
             else:
-                self._confirm(msg, ticket)
+                self._confirm(seq, reply, ticket)
 
-    def _confirm(self, msg: Msg, ticket: AckTicket) -> None:
-        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch."""
+    def _confirm(self, seq: int, reply: str, ticket: AckTicket) -> None:
+        """Ack and wait for JetStream to confirm it: only then may the sink forget the batch.
+
+        Through the current connection, and again until confirmed: an ack whose reply was lost
+        (a reconnect, a timeout) may have been applied, and then no redelivery would ever come
+        to ack instead, so waiting for one would hold the sink's writer, and with it every
+        later batch, forever. Acking an acked message again is harmless: the server answers."""
+        with self._acking_lock:
+            self._acking.add(seq)
+
         async def ack() -> None:
-            try:
-                await msg.ack_sync(timeout=5.0)
-            except Exception as exc:
-                seq = msg.metadata.sequence.stream
-                log.warning("store: %s ack of sequence %d failed (%s); acking its redelivery", self._stream, seq,
-                            type(exc).__name__)
-                self._failed_acks.put((seq, ticket))
-            else:
+            delay = 0.1
+            while True:
+                nc = self._nc
+                try:
+                    if nc is None or not nc.is_connected:
+                        raise ConnectionError("not connected")
+                    await nc.request(reply, b"", timeout=5.0)
+                except Exception as exc:
+                    if self._stop.is_set():
+                        return  # unconfirmed: the sink keeps the batch on disk for the next run
+                    log.warning("store: %s ack of sequence %d not confirmed (%s); sending it again", self._stream,
+                                seq, type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(self._limits.retry_cap_s, delay * 2)
+                    continue
+                with self._acking_lock:
+                    self._acking.discard(seq)
                 ticket.acked(self._stream, 1)
+                return
 
         if not self._loop.is_closed():
             try:
@@ -233,6 +266,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 log.warning("store: cannot connect to %s (%s); retry %d", redact(self._url), type(exc).__name__, attempt)
                 await asyncio.sleep(min(self._limits.retry_cap_s, 0.1 * 2**attempt))
                 continue
+            self._nc = nc
             try:
                 js = nc.jetstream()
                 await ensure_streams(js, self._streams)
@@ -243,6 +277,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 await asyncio.sleep(min(self._limits.retry_cap_s, 0.1 * 2**attempt))
             finally:
                 await asyncio.sleep(0.2)  # let pending acks go out
+                self._nc = None
                 await nc.close()
             self._idle.clear()
 
@@ -257,21 +292,31 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             self._inbox.put(info.ack_floor.stream_seq)  # the gap check starts after what was acked
         sub = await js.pull_subscribe_bind(self._durable, self._stream)
         log.info("store: consuming %s as %s (%d pending)", self._stream, self._durable, info.num_pending or 0)
+        batch = self._limits.fetch_batch
         while not self._stop.is_set():
+            # Memory: fetched messages wait here only until the worker takes them; the worker's
+            # own state keeps no payloads (see _in_flight).
+            if self._inbox.qsize() >= self._limits.inbox_fetches:
+                await asyncio.sleep(POLL_S)
+                continue
             try:
-                msgs = await sub.fetch(self._limits.fetch_batch, timeout=1.0)
+                msgs = await sub.fetch(batch, timeout=1.0)
             except NatsTimeout:
                 if await self._nothing_outstanding(js):
                     self._idle.set()
                 continue
             self._idle.clear()
+            size = sum(len(m.data) for m in msgs) // max(1, len(msgs)) + 1
+            batch = max(1, min(self._limits.fetch_batch, self._limits.fetch_bytes // size))
             self._inbox.put(_Fetched(msgs, await self._first_available(js)))
-
 
     async def _nothing_outstanding(self, js: JetStreamContext) -> bool:
         """No message waiting, and none delivered and unacked: not even to a killed earlier
         store, whose messages JetStream redelivers only after ack_wait."""
-        info = await js.consumer_info(self._stream, self._durable)
+        try:
+            info = await js.consumer_info(self._stream, self._durable)
+        except NatsTimeout:  # a busy server or a starved loop: ask again after the next fetch
+            return False
         return not info.num_pending and not info.num_ack_pending
 
     async def _first_available(self, js: JetStreamContext) -> int:
