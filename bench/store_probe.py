@@ -84,12 +84,13 @@ def _probe(every: float, trace: bool) -> None:
     while True:
         time.sleep(every)
         CHDB["ask"] = True
-        held = {p._stream[:10]: (len(p._in_flight), len(p._awaiting), p._inbox.qsize(), len(getattr(p, "_acking", ())))
+        held = {p._stream: (len(p._in_flight), len(p._awaiting), p._inbox.qsize(), len(getattr(p, "_acking", ())))
                 for p in PARTS}
         held_bytes = sum(len(m.data) if hasattr(m, "data") else len(m) for p in PARTS for m in list(p._in_flight.values()))
         line = {
             "t_min": round((time.monotonic() - started) / 60, 2),
             "rss_mb": round(_status("VmRSS") / 1024, 1),
+            "anon_mb": round(_status("RssAnon") / 1024, 1),  # the rest is file pages: chDB's 555 MB library
             "in_flight_awaiting_inbox_acking": held,
             "held_mb": round(held_bytes / 2**20, 1),
             "chdb": {k: (round(v / 2**20, 1) if isinstance(v, float) and v > 1e5 else v) for k, v in CHDB["sample"].items()},

@@ -98,9 +98,12 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         # its redelivery to ack.
         self._in_flight: dict[int, str] = {}
         self._awaiting: dict[int, AckTicket] = {}
-        # Sequences whose ack is sent and not confirmed yet (the loop retries it until it is):
-        # a redelivery of one is not new. Worker adds, loop removes, under _acking_lock.
+        # Sequences whose ack is sent and not confirmed yet (the loop retries it until it is),
+        # and the latest confirmed ones: a redelivery of either is not new, it was sent before
+        # the server had our ack (and may wait in the inbox while the worker is busy). Worker
+        # adds, loop moves them on, under _acking_lock; at most max_ack_pending confirmed kept.
         self._acking: set[int] = set()
+        self._confirmed: dict[int, None] = {}
         self._acking_lock = threading.Lock()
         self._nc: NATS | None = None  # the loop's current connection: acks go through it
         self._idle = threading.Event()  # the stream has nothing this store has not acked
@@ -151,8 +154,8 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         """What one delivered message adds downstream: nothing, itself, or a gap and itself."""
         seq = msg.metadata.sequence.stream
         with self._acking_lock:
-            acking = seq in self._acking
-        if acking:  # its batch is inserted and its ack on the way (JetStream acks by stream sequence)
+            acked = seq in self._acking or seq in self._confirmed
+        if acked:  # its batch is inserted and its ack on the way or done (JetStream acks by stream sequence)
             return []
         if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
             self._in_flight[seq] = msg.reply
@@ -230,6 +233,9 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                     continue
                 with self._acking_lock:
                     self._acking.discard(seq)
+                    self._confirmed[seq] = None
+                    if len(self._confirmed) > self._limits.max_ack_pending:
+                        del self._confirmed[next(iter(self._confirmed))]
                 ticket.acked(self._stream, 1)
                 return
 
