@@ -21,6 +21,11 @@ redelivered message already in an earlier run's durable batch is not emitted aga
 When a stream discarded messages before the store read them (the store was down longer
 than the stream keeps them), the stretch is emitted as a `gap` QualityEvent naming the
 stream and the sequences, never skipped silently.
+
+Memory, bounded whatever the lag or a slow ClickHouse: a message handed downstream is held
+only as its sequence and ack subject until its batch is committed (at most max_ack_pending
+per stream), and at most `inbox_fetches` fetches of about `fetch_bytes` wait for the worker.
+The payloads live in the sink's batches, which the store keeps on disk.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ log = logging.getLogger(__name__)
 
 GAP_VENUE = "nats"  # quality events about a stream rather than a venue's book
 POLL_S = 0.05
+ACK_WARNING_EVERY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         self._confirmed: dict[int, None] = {}
         self._acking_lock = threading.Lock()
         self._nc: NATS | None = None  # the loop's current connection: acks go through it
+        self._next_ack_warning = 0.0  # loop thread
         self._idle = threading.Event()  # the stream has nothing this store has not acked
         self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor
         self._stop = threading.Event()
@@ -226,8 +233,11 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 except Exception as exc:
                     if self._stop.is_set():
                         return  # unconfirmed: the sink keeps the batch on disk for the next run
-                    log.warning("store: %s ack of sequence %d not confirmed (%s); sending it again", self._stream,
-                                seq, type(exc).__name__)
+                    now = time.monotonic()
+                    if now >= self._next_ack_warning:  # a reconnect fails thousands at once: one line
+                        self._next_ack_warning = now + ACK_WARNING_EVERY_S
+                        log.warning("store: %s ack of sequence %d not confirmed (%s); sending it again (and any "
+                                    "other unconfirmed ack)", self._stream, seq, type(exc).__name__)
                     await asyncio.sleep(delay)
                     delay = min(self._limits.retry_cap_s, delay * 2)
                     continue
