@@ -41,7 +41,6 @@ from datetime import datetime, timedelta, timezone
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -317,7 +316,9 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 continue
             try:
                 msgs = await sub.fetch(batch, timeout=1.0)
-            except NatsTimeout:
+            except asyncio.TimeoutError:  # nats' own, or the bare one nats-py raises when a busy loop
+                # spent the whole timeout on its no-wait probe: nothing is lost (what arrives late
+                # waits in the subscription for the next fetch), so no reason to reconnect
                 if await self._nothing_outstanding(js):
                     self._idle.set()
                 continue
@@ -331,7 +332,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         store, whose messages JetStream redelivers only after ack_wait."""
         try:
             info = await js.consumer_info(self._stream, self._durable)
-        except NatsTimeout:  # a busy server or a starved loop: ask again after the next fetch
+        except asyncio.TimeoutError:  # a busy server or a starved loop: ask again after the next fetch
             return False
         return not info.num_pending and not info.num_ack_pending
 
