@@ -22,6 +22,11 @@ a copy JetStream sent again (ack_wait passed) before the ack of the first one re
 When a stream discarded messages before the store read them (the store was down longer
 than the stream keeps them), the stretch is emitted as a `gap` QualityEvent naming the
 stream and the sequences, never skipped silently.
+
+Memory, bounded whatever the lag or a slow ClickHouse: a message handed downstream is held
+only as its sequence and ack subject until its batch is committed (at most max_ack_pending
+per stream), and at most `inbox_fetches` fetches of about `fetch_bytes` wait for the worker.
+The payloads live in the sink's batches, which the store keeps on disk.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -50,8 +55,8 @@ log = logging.getLogger(__name__)
 
 GAP_VENUE = "nats"  # quality events about a stream rather than a venue's book
 POLL_S = 0.05
+ACK_WARNING_EVERY_S = 5.0
 REDELIVERY_MARGIN_S = 5.0  # fetch and hand-over time on top of ack_wait
-CONFIRMED_MEMORY_S = 60.0  # at least: how long copies of an acked message may still arrive
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,20 @@ class _Fetched:
 
     msgs: list[Msg]
     first_available: int
+
+
+@dataclass(slots=True)
+class ConsumerLimits:
+    fetch_batch: int = 500
+    # What one fetch may bring, roughly: a full book is ~0.6 MB of JSON, so 500 of them would
+    # be 300 MB; the next fetch asks for as many messages as fit, at the last ones' size.
+    fetch_bytes: int = 8 * 1024 * 1024
+    inbox_fetches: int = 2  # fetched batches the worker has not taken yet: then the loop waits
+    max_ack_pending: int = 20_000  # what the store holds unacked: the stream keeps the rest
+    # Unacked messages of a killed store come back after this; one held longer (a ClickHouse
+    # outage) is redelivered too, and the copy is recognised and only replaces the reply.
+    ack_wait_s: float = 30.0
+    retry_cap_s: float = 5.0
 
 
 @dataclass(slots=True)
@@ -72,16 +91,6 @@ class SourceStats:
     def gap(self, stream: str, messages: int) -> None:
         self.gaps[stream] = self.gaps.get(stream, 0) + 1
         self.lost_messages[stream] = self.lost_messages.get(stream, 0) + messages
-
-
-@dataclass(slots=True)
-class ConsumerLimits:
-    fetch_batch: int = 500
-    max_ack_pending: int = 20_000  # what the store holds unacked: the stream keeps the rest
-    # Unacked messages of a killed store come back after this; one held longer (a ClickHouse
-    # outage) is redelivered too, and the copy is recognised and only replaces the reply.
-    ack_wait_s: float = 30.0
-    retry_cap_s: float = 5.0
 
 
 class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
@@ -99,22 +108,29 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         drain_and_stop: threading.Event,
         stats: SourceStats,
     ) -> None:
-        self._url, self._auth, self._streams = url, auth, streams
         self._stats = stats
+        self._url, self._auth, self._streams = url, auth, streams
         self._stream, self._durable, self._ledger, self._limits = stream, durable, ledger, limits
         self._last_seq = resume_seq  # highest sequence handed downstream (or acked before this run)
         self._drain_and_stop = drain_and_stop
-        # worker thread only: emitted or held and not acked yet; committed, waiting for a redelivery to ack
-        self._in_flight: dict[int, Msg] = {}
+        # Worker thread only: emitted or held and not acked yet, by sequence, each with the ack
+        # subject of its latest delivery (not the message: its payload is in the batch, and a
+        # held full book would keep ~0.6 MB); from an earlier run's batch, committed, waiting for
+        # its redelivery to ack.
+        self._in_flight: dict[int, str] = {}
         # sequence -> its ticket and since when; oldest first
         self._awaiting: dict[int, tuple[AckTicket, float]] = {}
         self._ack_floor = 0  # every sequence up to it is acked on the server
         self._consuming_since: float | None = None  # this connection's consumer is bound
-        # worker thread only: acked in this run -> when. JetStream may have sent a copy again
-        # (ack_wait passed while the batch was on its way) before the ack reached it.
-        self._confirmed: dict[int, float] = {}
-        self._confirmed_for_s = max(CONFIRMED_MEMORY_S, 10 * limits.ack_wait_s)
-        self._failed_acks: queue.SimpleQueue[tuple[int, AckTicket]] = queue.SimpleQueue()
+        # Sequences whose ack is sent and not confirmed yet (the loop retries it until it is),
+        # and the latest confirmed ones: a redelivery of either is not new, it was sent before
+        # the server had our ack (and may wait in the inbox while the worker is busy). Worker
+        # adds, loop moves them on, under _acking_lock; at most max_ack_pending confirmed kept.
+        self._acking: set[int] = set()
+        self._confirmed: dict[int, None] = {}
+        self._acking_lock = threading.Lock()
+        self._nc: NATS | None = None  # the loop's current connection: acks go through it
+        self._next_ack_warning = 0.0  # loop thread
         self._idle = threading.Event()  # the stream has nothing this store has not acked
         self._inbox: queue.SimpleQueue[_Fetched | int] = queue.SimpleQueue()  # fetches, or the ack floor when bound
         self._stop = threading.Event()
@@ -127,10 +143,6 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
     def next_batch(self) -> list[Stored]:
         for ticket, seqs in self._ledger.take_ready(self._stream):
             self._ack(seqs, ticket)
-        while not self._failed_acks.empty():  # acked again when JetStream redelivers it
-            seq, ticket = self._failed_acks.get_nowait()
-            self._await(seq, ticket)
-        self._forget_confirmed()
         self._settle_awaiting()
         out: list[Stored] = []
         while True:
@@ -157,8 +169,10 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
     def _drained(self) -> bool:
         """Asked to stop, and everything the stream held is stored and acked."""
+        with self._acking_lock:
+            acking = bool(self._acking)
         return (self._drain_and_stop.is_set() and self._idle.is_set() and self._inbox.empty()
-                and not self._in_flight and not self._awaiting)
+                and not self._in_flight and not self._awaiting and not acking)
 
     def snapshot(self) -> int | None:
         return self._last_seq
@@ -170,23 +184,27 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
     def _accept(self, msg: Msg, first_available: int) -> list[Stored]:
         """What one delivered message adds downstream: nothing, itself, or a gap and itself."""
         seq = msg.metadata.sequence.stream
+        with self._acking_lock:
+            acked = seq in self._acking or seq in self._confirmed
+        if acked:  # its batch is inserted and its ack on the way or done (JetStream acks by stream sequence)
+            return []
         if seq in self._in_flight:  # redelivered while its batch is still on the way: keep the newest reply
-            self._in_flight[seq] = msg
+            self._in_flight[seq] = msg.reply
             return []
         awaited = self._awaiting.pop(seq, None)
         if awaited is not None:  # its batch is inserted; this redelivery is what we can ack
-            self._confirm(msg, awaited[0])
+            self._confirm(seq, msg.reply, awaited[0])
             return []
         held = self._ledger.journaled(self._stream, seq)
-        if seq in self._confirmed or held is False:  # stored: a copy sent before our ack reached JetStream
+        if held is False:  # in an earlier run's batch, inserted: a copy sent before its ack reached JetStream
             self._reply(msg)
             return []
         if held:  # an earlier run already batched it durably, not inserted yet
-            self._in_flight[seq] = msg
+            self._in_flight[seq] = msg.reply
             return []
         # Anything else is new to storage, even below sequences seen already: a killed store's
-        # unacked messages come back after ack_wait, behind newer ones. (Once an ack is
-        # confirmed JetStream sends no more copies; those sent before are in _confirmed.)
+        # unacked messages come back after ack_wait, behind newer ones. (A confirmed ack is
+        # never redelivered, so nothing stored comes back this way.)
         out: list[Stored] = []
         if self._last_seq is not None and seq > self._last_seq + 1:
             gap = self._gap(self._last_seq + 1, seq - 1, first_available)
@@ -196,7 +214,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         if stored_kind(msg.subject) is None:
             self._reply(msg)
             return out
-        self._in_flight[seq] = msg
+        self._in_flight[seq] = msg.reply
         out.append(Stored(self._stream, seq, f"{self._stream}:{seq}", event_from_message(msg.subject, msg.data)))
         return out
 
@@ -216,11 +234,11 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
     def _ack(self, seqs: list[int], ticket: AckTicket) -> None:
         for seq in seqs:
-            msg = self._in_flight.pop(seq, None)
-            if msg is None:  # from an earlier run's batch; acked when redelivered
+            reply = self._in_flight.pop(seq, None)
+            if reply is None:  # from an earlier run's batch; acked when redelivered
                 self._await(seq, ticket)
             else:
-                self._confirm(msg, ticket)
+                self._confirm(seq, reply, ticket)
 
     def _await(self, seq: int, ticket: AckTicket) -> None:
         if seq <= self._ack_floor:  # acked already (a run killed before it forgot the batch)
@@ -231,10 +249,10 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
 
     def _settle_awaiting(self, *, below_floor: bool = False) -> None:
         """Stop waiting for redeliveries that will never come: a run killed after JetStream
-        confirmed a batch's acks and before it forgot the batch leaves it on disk, and an ack
-        may land although its confirmation was lost. Up to the ack floor the server says so;
-        above it, a sequence not redelivered within twice ack_wait of binding the consumer
-        was acked (JetStream sends every unacked message again after ack_wait)."""
+        confirmed a batch's acks and before it forgot the batch leaves it on disk. Up to the
+        ack floor the server says so; above it, a sequence not redelivered within twice
+        ack_wait of binding the consumer was acked (JetStream sends every unacked message
+        again after ack_wait)."""
         settled = 0
         if below_floor:
             for seq in [seq for seq in self._awaiting if seq <= self._ack_floor]:
@@ -253,30 +271,42 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
             log.info("store: %s: %d messages of stored batches were acked already; not waiting for them",
                      self._stream, settled)
 
-    def _forget_confirmed(self) -> None:
-        """Copies of an acked message come within moments; forget acks older than that."""
-        horizon = time.monotonic() - self._confirmed_for_s
-        while self._confirmed:
-            seq, at = next(iter(self._confirmed.items()))
-            if at > horizon:
-                return
-            del self._confirmed[seq]
-
-    def _confirm(self, msg: Msg, ticket: AckTicket) -> None:
+    def _confirm(self, seq: int, reply: str, ticket: AckTicket) -> None:
         """Ack and wait for JetStream to confirm it: only then may the sink forget the batch.
-        A copy arriving meanwhile is acked and dropped; if this ack fails, the message is
-        awaited again."""
-        self._confirmed[msg.metadata.sequence.stream] = time.monotonic()
+
+        Through the current connection, and again until confirmed: an ack whose reply was lost
+        (a reconnect, a timeout) may have been applied, and then no redelivery would ever come
+        to ack instead, so waiting for one would hold the sink's writer, and with it every
+        later batch, forever. Acking an acked message again is harmless: the server answers."""
+        with self._acking_lock:
+            self._acking.add(seq)
+
         async def ack() -> None:
-            try:
-                await msg.ack_sync(timeout=5.0)
-            except Exception as exc:
-                seq = msg.metadata.sequence.stream
-                log.warning("store: %s ack of sequence %d failed (%s); acking its redelivery", self._stream, seq,
-                            type(exc).__name__)
-                self._failed_acks.put((seq, ticket))
-            else:
+            delay = 0.1
+            while True:
+                nc = self._nc
+                try:
+                    if nc is None or not nc.is_connected:
+                        raise ConnectionError("not connected")
+                    await nc.request(reply, b"", timeout=5.0)
+                except Exception as exc:
+                    if self._stop.is_set():
+                        return  # unconfirmed: the sink keeps the batch on disk for the next run
+                    now = time.monotonic()
+                    if now >= self._next_ack_warning:  # a reconnect fails thousands at once: one line
+                        self._next_ack_warning = now + ACK_WARNING_EVERY_S
+                        log.warning("store: %s ack of sequence %d not confirmed (%s); sending it again (and any "
+                                    "other unconfirmed ack)", self._stream, seq, type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(self._limits.retry_cap_s, delay * 2)
+                    continue
+                with self._acking_lock:
+                    self._acking.discard(seq)
+                    self._confirmed[seq] = None
+                    if len(self._confirmed) > self._limits.max_ack_pending:
+                        del self._confirmed[next(iter(self._confirmed))]
                 ticket.acked(self._stream, 1)
+                return
 
         if not self._loop.is_closed():
             try:
@@ -311,6 +341,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 log.warning("store: cannot connect to %s (%s); retry %d", redact(self._url), type(exc).__name__, attempt)
                 await asyncio.sleep(min(self._limits.retry_cap_s, 0.1 * 2**attempt))
                 continue
+            self._nc = nc
             try:
                 js = nc.jetstream()
                 await ensure_streams(js, self._streams)
@@ -321,6 +352,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
                 await asyncio.sleep(min(self._limits.retry_cap_s, 0.1 * 2**attempt))
             finally:
                 await asyncio.sleep(0.2)  # let pending acks go out
+                self._nc = None
                 await nc.close()
             self._idle.clear()
 
@@ -335,21 +367,33 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         self._inbox.put(info.ack_floor.stream_seq if info.ack_floor is not None else 0)
         sub = await js.pull_subscribe_bind(self._durable, self._stream)
         log.info("store: consuming %s as %s (%d pending)", self._stream, self._durable, info.num_pending or 0)
+        batch = self._limits.fetch_batch
         while not self._stop.is_set():
+            # Memory: fetched messages wait here only until the worker takes them; the worker's
+            # own state keeps no payloads (see _in_flight).
+            if self._inbox.qsize() >= self._limits.inbox_fetches:
+                await asyncio.sleep(POLL_S)
+                continue
             try:
-                msgs = await sub.fetch(self._limits.fetch_batch, timeout=1.0)
-            except NatsTimeout:
+                msgs = await sub.fetch(batch, timeout=1.0)
+            except asyncio.TimeoutError:  # nats' own, or the bare one nats-py raises when a busy loop
+                # spent the whole timeout on its no-wait probe: nothing is lost (what arrives late
+                # waits in the subscription for the next fetch), so no reason to reconnect
                 if await self._nothing_outstanding(js):
                     self._idle.set()
                 continue
             self._idle.clear()
+            size = sum(len(m.data) for m in msgs) // max(1, len(msgs)) + 1
+            batch = max(1, min(self._limits.fetch_batch, self._limits.fetch_bytes // size))
             self._inbox.put(_Fetched(msgs, await self._first_available(js)))
-
 
     async def _nothing_outstanding(self, js: JetStreamContext) -> bool:
         """No message waiting, and none delivered and unacked: not even to a killed earlier
         store, whose messages JetStream redelivers only after ack_wait."""
-        info = await js.consumer_info(self._stream, self._durable)
+        try:
+            info = await js.consumer_info(self._stream, self._durable)
+        except asyncio.TimeoutError:  # a busy server or a starved loop: ask again after the next fetch
+            return False
         return not info.num_pending and not info.num_ack_pending
 
     async def _first_available(self, js: JetStreamContext) -> int:
