@@ -225,11 +225,11 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
     from bytewax.testing import run_main
 
     from flows.collect import build_flow, start_store
-    from flows.runtime import favour_the_worker
+    from flows.runtime import tune_garbage_collector
     from flows.status import StatusBoard
     from schemas.settings import CollectSettings
 
-    favour_the_worker()  # as `marketprism collect` and `bytewax.run flows.collect` do
+    tune_garbage_collector()  # as `marketprism collect` and `bytewax.run flows.collect` do
 
     urls = json.loads(args.urls)
     settings = CollectSettings(

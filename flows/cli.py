@@ -114,9 +114,9 @@ def _collect(args: argparse.Namespace) -> int:
             okx_rest_url=simulator.okx_url, okx_ws_url=simulator.okx_ws_url,
         )
         print(f"simulated exchanges: Binance {simulator.binance_url}, OKX {simulator.okx_url}")
-    from flows.runtime import favour_the_worker
+    from flows.runtime import tune_garbage_collector
 
-    favour_the_worker()
+    tune_garbage_collector()
     settings = CollectSettings(**overrides)
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     metrics = start_metrics(settings)

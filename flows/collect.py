@@ -36,7 +36,7 @@ from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
-from flows.runtime import favour_the_worker
+from flows.runtime import tune_garbage_collector
 from flows.features_step import feature_step
 from flows.status import StatusBoard, StatusBoardSink, store_metrics_url
 from flows.store_process import StoreProcess
@@ -205,7 +205,7 @@ def __getattr__(name: str) -> Dataflow:
     if name != "flow":
         raise AttributeError(name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    favour_the_worker()
+    tune_garbage_collector()
     settings = CollectSettings()
     url, server = start_nats(settings) if "nats" in settings.sinks else (None, None)
     store = start_store(settings, url)
