@@ -102,11 +102,16 @@ def _symbols(payloads: list[Payload], normalized: Callable[[str], str]) -> list[
     return list(map(ours.__getitem__, names))
 
 
-def _times(values: list[object], recv_ns: list[int]) -> list[int | None]:
-    """The exchange times of a column whose field may be absent (UNSET) or null."""
+def _times(raws: list[RawEvent], values: list[object]) -> tuple[list[int], list[int | None]] | None:
+    """The receive times of a column's frames and their exchange times (the field may be
+    absent (UNSET) or null), or None when one is absurd: the typed path words that one."""
+    recv_ns = list(map(_RECV_NS, raws))
     if UnsetType in set(map(type, values)):
         values = [None if value is UNSET else value for value in values]
-    return exchange_times(values, recv_ns)
+    try:
+        return recv_ns, exchange_times(values, recv_ns)
+    except BadMessage:
+        return None
 
 
 def _tickers(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[[str], str]) -> list[Decoded] | None:
@@ -118,11 +123,10 @@ def _tickers(raws: list[RawEvent], payloads: list[Payload], normalized: Callable
         return None  # no event type, yet not a ticker
     if not all_pairs_pass(bids + asks, bid_sizes + ask_sizes):  # both pairs of every ticker at once
         return None
-    recv_ns = list(map(_RECV_NS, raws))
-    try:
-        exchange_ms = _times(times, recv_ns)
-    except BadMessage:
+    timed = _times(raws, times)
+    if timed is None:
         return None
+    recv_ns, exchange_ms = timed
     built = map(
         Ticker, map(_VENUE, raws), symbols, update_ids, bids, bid_sizes, asks, ask_sizes, repeat(None), exchange_ms, recv_ns
     )
@@ -138,11 +142,10 @@ def _trades(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[
         return None
     if not all_pairs_pass(prices, quantities):
         return None
-    recv_ns = list(map(_RECV_NS, raws))
-    try:
-        exchange_ms = _times(times, recv_ns)
-    except BadMessage:
+    timed = _times(raws, times)
+    if timed is None:
         return None
+    recv_ns, exchange_ms = timed
     sides = map(_SIDE.__getitem__, makers)
     built = map(Trade, map(_VENUE, raws), symbols, map(str, trade_ids), prices, quantities, sides, exchange_ms, recv_ns)
     return list(zip(symbols, built))
@@ -161,10 +164,9 @@ def _diffs(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[[
     changes = parse_sides(bids + asks, [True] * count + [False] * count)
     if changes is None:
         return None
-    recv_ns = list(map(_RECV_NS, raws))
-    try:
-        exchange_ms = _times(times, recv_ns)
-    except BadMessage:
+    timed = _times(raws, times)
+    if timed is None:
         return None
+    recv_ns, exchange_ms = timed
     built = map(DepthDiff, first_ids, last_ids, changes[:count], changes[count:], bids, asks, exchange_ms, recv_ns)
     return list(zip(symbols, built))
