@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	bash deploy/clickhouse/provision-test-server.sh
 	bash deploy/prometheus/provision-promtool.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 demo: $(STAMP)
 	$(BIN)/marketprism collect --sim --duration 60
