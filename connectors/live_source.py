@@ -334,7 +334,9 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
             try:
                 self._queue.put(self._prepare(raw))
             except Exception:
-                log.exception("%s: preparing a REST answer failed; the flow decodes it", raw.conn)
+                book = raw.conn.partition("#")[0]
+                log.exception("%s: preparing a REST answer failed; the flow decodes it", book)
+                REST_FAILURES.labels(book, "prepare").inc()
                 self._queue.put(raw)
 
     def next_batch(self) -> list[RawEvent]:

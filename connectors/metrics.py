@@ -20,7 +20,8 @@ SILENT_SOCKETS = Counter(
 SUBSCRIBE_ERRORS = Counter("marketprism_subscribe_errors", "Error replies to a subscription, per book", ["book"])
 REST_FAILURES = Counter(
     "marketprism_rest_failures",
-    "REST snapshot / books-full requests that failed, per book and outcome (HTTP status, 'error' or 'bad_body')",
+    "REST snapshot / books-full requests that failed, per book and outcome (HTTP status, 'error', 'bad_body', "
+    "or 'prepare': decoding off the worker failed and the flow decoded the answer)",
     ["book", "outcome"],
 )
 RESYNC_REQUESTS = Counter("marketprism_resync_requests_received", "Resync requests a source acted on", ["book"])

@@ -27,7 +27,7 @@ from schemas.raw import RawEvent
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.sim_server_support import wait_for
-from tests.source_support import sim_feeds
+from tests.source_support import counted, sim_feeds
 
 DEPTH = 100
 
@@ -83,10 +83,12 @@ def test_a_failing_prepare_hands_the_answer_over_as_it_came(sim: SimulatorThread
 
     key = "binance:ETH-USDT"
     feeds = sim_feeds(sim, InProcessControlBus(), depth=DEPTH)
+    before = counted("rest_failures", book=key, outcome="prepare")
     with caplog.at_level(logging.ERROR):
         _, answer = _until_rest(LiveSource([key], feeds, prepare=broken), key)
     assert type(answer) is RawEvent and orjson.loads(answer.data)["lastUpdateId"] > 0
-    assert any("preparing a REST answer failed" in record.getMessage() for record in caplog.records)
+    assert any(f"{key}: preparing a REST answer failed" in record.getMessage() for record in caplog.records)
+    assert counted("rest_failures", book=key, outcome="prepare") >= before + 1
 
 
 # ----- the off-worker sink -----
