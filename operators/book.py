@@ -19,6 +19,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from operators.compiled_core import CORE
+
 # A wire level, `[price, quantity, ...]` as received; only the first two entries are used.
 WireLevel = Sequence[str]
 
@@ -70,6 +72,13 @@ class BookSide:
 
     def apply(self, changes: LevelChanges) -> None:
         """Apply one side of an increment: upsert, or remove where the wire said 0."""
+        if CORE is not None:
+            CORE.apply_changes(self.keys, self.wires, changes.keys, changes.wires)
+            return
+        self.apply_in_python(changes)
+
+    def apply_in_python(self, changes: LevelChanges) -> None:
+        """`apply` without the compiled core (its definition)."""
         keys, wires = self.keys, self.wires
         size = len(keys)  # kept by hand: the loop runs once per level of every update
         for key, wire in zip(changes.keys, changes.wires):

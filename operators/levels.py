@@ -19,6 +19,7 @@ from operator import itemgetter, neg
 from typing import Any
 
 from operators.book import LevelChanges
+from operators.compiled_core import CORE
 
 # Plain decimal text as the exchanges send it: digits, one optional fraction, nothing else
 # ("01.50" is accepted and means 1.5). Possessive quantifiers: the C matcher never backtracks.
@@ -100,6 +101,10 @@ def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
     range (so each is its own float key); quantities non-negative plain decimals. The
     book keeps each wire list itself; a zero quantity becomes None (removal).
     """
+    if CORE is not None and type(raw) is list:
+        parsed = CORE.parse_sides([raw], [bids], LevelChanges)
+        if parsed is not None:
+            return parsed[0]  # type: ignore[no-any-return]
     if type(raw) is not list or (raw and set(map(type, raw)) != _ONLY_LISTS):
         raise _explain(raw, side)
     if not raw:
@@ -131,8 +136,15 @@ def parse_side(raw: Any, side: str, bids: bool) -> LevelChanges:
 def parse_sides(sides: list[Any], bids: list[bool]) -> list[LevelChanges] | None:
     """`parse_side` of every side of a chunk's messages at once (`bids[i]`: side i is bids),
     the same level changes; None when any side would fail, and then each is parsed on its
-    own, which names the fault. The checks run once over all levels, so a chunk's diffs
-    pay the C loops' start-up once instead of per side."""
+    own, which names the fault."""
+    if CORE is not None:
+        return CORE.parse_sides(sides, bids, LevelChanges)  # type: ignore[no-any-return]
+    return parse_sides_in_python(sides, bids)
+
+
+def parse_sides_in_python(sides: list[Any], bids: list[bool]) -> list[LevelChanges] | None:
+    """`parse_sides` without the compiled core (its definition). The checks run once over
+    all levels, so a chunk's diffs pay the C loops' start-up once instead of per side."""
     if set(map(type, sides)) != _ONLY_LISTS:
         return None
     levels = list(chain.from_iterable(sides))
@@ -187,9 +199,16 @@ def check_price_quantity(price: object, quantity: object, what: str) -> None:
 
 def all_pairs_pass(prices: list[object], quantities: list[object]) -> bool:
     """True when every (price, quantity) pair passes `check_price_quantity`, checked as
-    columns (a chunk's trades or tickers, of equal lengths): every text joined and matched
-    once, the prices converted by one `map(float)`. On False the caller checks the pairs
-    one by one."""
+    columns (a chunk's trades or tickers, of equal lengths). On False the caller checks
+    the pairs one by one."""
+    if CORE is not None:
+        return CORE.all_pairs_pass(prices, quantities)  # type: ignore[no-any-return]
+    return all_pairs_pass_in_python(prices, quantities)
+
+
+def all_pairs_pass_in_python(prices: list[object], quantities: list[object]) -> bool:
+    """`all_pairs_pass` without the compiled core (its definition): every text joined and
+    matched once, the prices converted by one `map(float)`."""
     if not prices:
         return True
     if set(map(type, prices)) != _ONLY_STR or set(map(type, quantities)) != _ONLY_STR:

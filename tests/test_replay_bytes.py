@@ -73,3 +73,16 @@ def test_defective_lines_are_pinned_too(tmp_path: Path) -> None:
     path = tmp_path / "defects.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     assert _digests(tmp_path, [path]) == PINNED["defects"]
+
+
+@pytest.fixture
+def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loops without the compiled core, as on a machine that could not build it."""
+    monkeypatch.setattr("operators.book.CORE", None)
+    monkeypatch.setattr("operators.levels.CORE", None)
+
+
+@pytest.mark.usefixtures("pure_python")
+def test_pure_python_gives_the_same_bytes(tmp_path: Path, real_recordings: dict[str, Path]) -> None:
+    assert _digests(tmp_path, [_recording(tmp_path, "faults")]) == PINNED["faults"]
+    assert _digests(tmp_path, list(real_recordings.values())) == PINNED["real"]

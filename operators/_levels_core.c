@@ -1,0 +1,254 @@
+/* The level loops of operators.levels and operators.book, compiled.
+
+   Every function here answers exactly what its pure-Python twin answers (the twins stay
+   the definition, and tests/test_levels_core.py holds the two to it), only in one pass
+   over the levels instead of several C-level maps with Python between them. Where a
+   twin would explain a fault or take a rare slow path, these return None and leave the
+   whole input to Python, so no error text and no unusual case lives here.
+*/
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+
+/* Prices longer than this may carry more than 15 significant digits: Python counts them. */
+#define ALWAYS_EXACT_LENGTH 15
+
+/* `text` as ASCII bytes when it is a str holding a plain decimal ("12", "0.50"), else NULL. */
+static const char *plain_decimal(PyObject *text, Py_ssize_t *length)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text))
+        return NULL;
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    const char *chars = (const char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t at = 0;
+    while (at < size && chars[at] >= '0' && chars[at] <= '9')
+        at++;
+    if (at == 0)
+        return NULL;
+    if (at < size) {
+        if (chars[at] != '.')
+            return NULL;
+        Py_ssize_t fraction = ++at;
+        while (at < size && chars[at] >= '0' && chars[at] <= '9')
+            at++;
+        if (at == fraction || at != size)
+            return NULL;
+    }
+    *length = size;
+    return chars;
+}
+
+/* float(text) for a plain decimal, by the very routine float() uses; -1 on failure. */
+static int decimal_value(const char *chars, Py_ssize_t length, double *value)
+{
+    char *end = NULL;
+    *value = PyOS_string_to_double(chars, &end, NULL);
+    if (*value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return end == chars + length ? 0 : -1;
+}
+
+/* One level's price and quantity when it is a list of 2 to 4 plain decimals; -1 otherwise
+   (or when its price is long enough that Python must count its digits). */
+static int read_level(PyObject *level, double *price, double *quantity)
+{
+    if (!PyList_CheckExact(level))
+        return -1;
+    Py_ssize_t width = PyList_GET_SIZE(level);
+    if (width < 2 || width > 4)
+        return -1;
+    Py_ssize_t length;
+    for (Py_ssize_t field = 0; field < width; field++) {
+        const char *chars = plain_decimal(PyList_GET_ITEM(level, field), &length);
+        if (chars == NULL)
+            return -1;
+        if (field == 0) {
+            if (length > ALWAYS_EXACT_LENGTH || decimal_value(chars, length, price) < 0)
+                return -1;
+        }
+        else if (field == 1 && decimal_value(chars, length, quantity) < 0)
+            return -1;
+    }
+    if (!(*price >= DBL_MIN && *price < INFINITY && *quantity < INFINITY))
+        return -1;
+    return 0;
+}
+
+/* Level changes of one side: keys (asks negated) and wires (None where the quantity is 0). */
+static PyObject *side_changes(PyObject *levels, int bids, PyObject *changes_type)
+{
+    Py_ssize_t count = PyList_GET_SIZE(levels);
+    PyObject *keys = PyList_New(count);
+    PyObject *wires = PyList_New(count);
+    PyObject *changes = NULL;
+    if (keys == NULL || wires == NULL)
+        goto done;
+    for (Py_ssize_t at = 0; at < count; at++) {
+        PyObject *level = PyList_GET_ITEM(levels, at);
+        double price, quantity;
+        if (read_level(level, &price, &quantity) < 0) {
+            changes = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *key = PyFloat_FromDouble(bids ? price : -price);
+        if (key == NULL)
+            goto done;
+        PyList_SET_ITEM(keys, at, key);
+        PyList_SET_ITEM(wires, at, Py_NewRef(quantity != 0.0 ? level : Py_None));
+    }
+    changes = PyObject_CallFunctionObjArgs(changes_type, keys, wires, NULL);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(wires);
+    return changes;
+}
+
+PyDoc_STRVAR(parse_sides_doc,
+"parse_sides(sides, bids, changes_type) -> list | None\n\n"
+"`operators.levels.parse_sides`: each side's level changes built by `changes_type(keys,\n"
+"wires)`, or None when any side would fail or needs Python's closer look.");
+
+static PyObject *parse_sides(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "parse_sides takes sides, bids and changes_type");
+        return NULL;
+    }
+    PyObject *sides = args[0], *bids = args[1], *changes_type = args[2];
+    if (!PyList_CheckExact(sides) || !PyList_CheckExact(bids) || PyList_GET_SIZE(bids) != PyList_GET_SIZE(sides)) {
+        PyErr_SetString(PyExc_TypeError, "parse_sides wants two lists of equal length");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(sides);
+    if (count == 0)
+        Py_RETURN_NONE; /* as the twin: no sides is no answer */
+    for (Py_ssize_t at = 0; at < count; at++)
+        if (!PyList_CheckExact(PyList_GET_ITEM(sides, at)))
+            Py_RETURN_NONE;
+    PyObject *out = PyList_New(count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t at = 0; at < count; at++) {
+        int is_bids = PyObject_IsTrue(PyList_GET_ITEM(bids, at));
+        if (is_bids < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *changes = side_changes(PyList_GET_ITEM(sides, at), is_bids, changes_type);
+        if (changes == NULL || changes == Py_None) {
+            Py_DECREF(out);
+            return changes;
+        }
+        PyList_SET_ITEM(out, at, changes);
+    }
+    return out;
+}
+
+/* bisect_left over a list of floats (a book side's keys, which only ever hold floats). */
+static int bisect_keys(PyObject *keys, Py_ssize_t size, double key, Py_ssize_t *index)
+{
+    Py_ssize_t low = 0, high = size;
+    while (low < high) {
+        Py_ssize_t middle = low + (high - low) / 2;
+        PyObject *item = PyList_GET_ITEM(keys, middle);
+        if (!PyFloat_CheckExact(item)) {
+            PyErr_SetString(PyExc_TypeError, "a book side's keys must be floats");
+            return -1;
+        }
+        if (PyFloat_AS_DOUBLE(item) < key)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    *index = low;
+    return 0;
+}
+
+PyDoc_STRVAR(apply_changes_doc,
+"apply_changes(keys, wires, change_keys, change_wires) -> None\n\n"
+"`operators.book.BookSide.apply` on its two lists: upsert each change, or remove the\n"
+"level where its wire is None.");
+
+static PyObject *apply_changes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "apply_changes takes keys, wires, change_keys and change_wires");
+        return NULL;
+    }
+    PyObject *keys = args[0], *wires = args[1], *change_keys = args[2], *change_wires = args[3];
+    if (!PyList_CheckExact(keys) || !PyList_CheckExact(wires) || !PyList_CheckExact(change_keys)
+        || !PyList_CheckExact(change_wires) || PyList_GET_SIZE(keys) != PyList_GET_SIZE(wires)) {
+        PyErr_SetString(PyExc_TypeError, "apply_changes wants lists, keys and wires of equal length");
+        return NULL;
+    }
+    Py_ssize_t changes = Py_MIN(PyList_GET_SIZE(change_keys), PyList_GET_SIZE(change_wires));
+    for (Py_ssize_t at = 0; at < changes; at++) {
+        PyObject *key = PyList_GET_ITEM(change_keys, at);
+        PyObject *wire = PyList_GET_ITEM(change_wires, at);
+        if (!PyFloat_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "level change keys must be floats");
+            return NULL;
+        }
+        Py_ssize_t size = PyList_GET_SIZE(keys), index;
+        if (bisect_keys(keys, size, PyFloat_AS_DOUBLE(key), &index) < 0)
+            return NULL;
+        int found = index < size && PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, index)) == PyFloat_AS_DOUBLE(key);
+        if (found && wire == Py_None) {
+            if (PyList_SetSlice(keys, index, index + 1, NULL) < 0 || PyList_SetSlice(wires, index, index + 1, NULL) < 0)
+                return NULL;
+        }
+        else if (found) {
+            if (PyList_SetItem(wires, index, Py_NewRef(wire)) < 0)
+                return NULL;
+        }
+        else if (wire != Py_None) {
+            if (PyList_Insert(keys, index, key) < 0 || PyList_Insert(wires, index, wire) < 0)
+                return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(all_pairs_pass_doc,
+"all_pairs_pass(prices, quantities) -> bool\n\n"
+"`operators.levels.all_pairs_pass`: every pair plain decimals, every price in (0, inf).");
+
+static PyObject *all_pairs_pass(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "all_pairs_pass wants two lists");
+        return NULL;
+    }
+    if (PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]))
+        Py_RETURN_FALSE;
+    Py_ssize_t count = PyList_GET_SIZE(args[0]), length;
+    for (Py_ssize_t at = 0; at < count; at++) {
+        const char *price = plain_decimal(PyList_GET_ITEM(args[0], at), &length);
+        double value;
+        if (price == NULL || decimal_value(price, length, &value) < 0 || !(value > 0.0 && value < INFINITY))
+            Py_RETURN_FALSE;
+        if (plain_decimal(PyList_GET_ITEM(args[1], at), &length) == NULL)
+            Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef methods[] = {
+    {"parse_sides", (PyCFunction)(void (*)(void))parse_sides, METH_FASTCALL, parse_sides_doc},
+    {"apply_changes", (PyCFunction)(void (*)(void))apply_changes, METH_FASTCALL, apply_changes_doc},
+    {"all_pairs_pass", (PyCFunction)(void (*)(void))all_pairs_pass, METH_FASTCALL, all_pairs_pass_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "operators._levels_core",
+    "Compiled twins of the level loops in operators.levels and operators.book.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__levels_core(void)
+{
+    return PyModule_Create(&module);
+}
