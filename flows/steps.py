@@ -37,8 +37,7 @@ class StatusUpdate:
     at_ns: int  # when the counters were read, so lag is measured then and not when printed
 
 
-@dataclass(slots=True, frozen=True)
-class DecodedRawEvent(RawEvent):
+class DecodedRawEvent(RawEvent, frozen=True, gc=True):
     """A RawEvent already decoded where it arrived: `decoded` is exactly what `decode` gives
     for it. The live source decodes REST answers (5000-level snapshots, OKX books-full:
     milliseconds each) on its own thread, so the flow's worker never stalls the messages

@@ -2,34 +2,38 @@
 
 `operators.binance_typed` answers one frame at a time. A recording is mostly book tickers,
 trades and diffs, and checking them one by one costs more Python than reading them: here
-a chunk's frames are read in one C loop, and its tickers, trades and diffs are checked as
+a chunk's frames are read into rows of fields in one C loop (`operators/_binance_frames.c`,
+msgspec for the frames it leaves), and its tickers, trades and diffs are checked as
 columns (`operators.levels.all_pairs_pass`, `exchange_times`, `parse_sides`) and built
-with one `map` each. The answers are `decode_typed`'s, frame for frame: a chunk that is
-not all plain combined-stream frames is read one frame at a time, a column that fails any
-check goes back to `typed_message` one frame at a time (which finds, or defers, the
-fault), and klines and aggTrades always go that way.
+with one `map` each. The answers are `decode_typed`'s, frame for frame: a column that
+fails any check goes back to `typed_message` one frame at a time (which finds, or defers,
+the fault), and klines and aggTrades always go that way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import repeat
-from operator import attrgetter, gt
+from itertools import compress, repeat
+from operator import attrgetter, eq, gt, is_, itemgetter
+from typing import Any
 
-import msgspec
 from msgspec import UNSET, UnsetType
 
-from operators.binance_typed import COMBINED, Decoded, Payload, decode_combined, typed_message, typed_payload
+from operators.binance_typed import Decoded, Payload, typed_message, typed_payload
+from operators.compiled_core import FRAMES
 from operators.levels import BadMessage, all_pairs_pass, exchange_times, parse_sides
 from operators.wire import DepthDiff
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
 
-_TICKER_FIELDS = attrgetter("u", "b", "B", "a", "A", "E")
-_TRADE_FIELDS = attrgetter("t", "p", "q", "m", "T")
-_DIFF_FIELDS = attrgetter("U", "u", "b", "a", "E")
-_SYMBOL = attrgetter("s")
-_EVENT = attrgetter("e")
+# A frame read into a row: the typed payload's fields in this order, UNSET where absent.
+ROW_FIELDS = ("e", "E", "s", "U", "u", "b", "a", "B", "A", "t", "p", "q", "T", "m", "M")
+Row = tuple[Any, ...]
+as_row: Callable[[Payload], Row] = attrgetter(*ROW_FIELDS)
+_TICKER_FIELDS = itemgetter(4, 5, 7, 6, 8, 1)  # u, b, B, a, A, E
+_TRADE_FIELDS = itemgetter(9, 10, 11, 13, 12)  # t, p, q, m, T
+_DIFF_FIELDS = itemgetter(3, 4, 5, 6, 1)  # U, u, b, a, E
+_SYMBOL = itemgetter(2)
 _DATA = attrgetter("data")
 _KIND = attrgetter("kind")
 _VENUE = attrgetter("venue")
@@ -37,60 +41,69 @@ _RECV_NS = attrgetter("recv_ns")
 _SIDE = {True: "sell", False: "buy"}
 _ONLY_WS = {"ws"}
 _ONLY_INT = {int}
-# Frames of these kinds are built as columns; any other event goes one frame at a time.
-_COLUMNS = frozenset({"trade", "depthUpdate"})
 
 # How a column is checked and built: its frames, as received and as read -> answers, or None.
-Builder = Callable[[list[RawEvent], list[Payload], Callable[[str], str]], list[Decoded] | None]
+Builder = Callable[[list[RawEvent], list[Row], Callable[[str], str]], list[Decoded] | None]
 
 
 def decode_typed_chunk(
     raws: Sequence[RawEvent], normalized: Callable[[str], str], interval_ok: Callable[[str], object]
 ) -> list[Decoded | None]:
-    """`[decode_typed(raw, normalized, interval_ok) for raw in raws]`, the same answers."""
-    payloads = _read_all(raws)
-    if payloads is None:  # some frame needs a closer look: read each on its own
-        payloads = list(map(typed_payload, raws))
-    answers: list[Decoded | None] = [None] * len(raws)
-    events = [None if payload is None else payload.e for payload in payloads]  # None: left to the general path
-    columns: tuple[tuple[list[int], Builder], ...] = (
-        ([at for at, event in enumerate(events) if event is UNSET], _tickers),
-        ([at for at, event in enumerate(events) if event == "trade"], _trades),
-        ([at for at, event in enumerate(events) if event == "depthUpdate"], _diffs),
-    )
-    for at, event in enumerate(events):
-        if event is not None and event is not UNSET and event not in _COLUMNS:
-            answers[at] = typed_message(raws[at], payloads[at], normalized, interval_ok)  # type: ignore[arg-type]
-    for where, build in columns:
+    """`[decode_typed(raw, normalized, interval_ok) for raw in raws]`, the same answers.
+    Frames are sorted into their columns, and the answers put back in place, by C loops."""
+    rows, one_by_one = read_rows(raws)
+    at_all = range(len(raws))
+    kinds = list(map(_COLUMN_OF.get, [None if row is None else row[0] for row in rows]))
+    answers: dict[int, Decoded | None] = {}
+    for kind, build in enumerate(_BUILDERS):
+        where = list(compress(at_all, map(eq, kinds, repeat(kind))))
         if not where:
             continue
-        column_raws = [raws[at] for at in where]
-        column_payloads: list[Payload] = [payloads[at] for at in where]  # type: ignore[misc]
-        built = build(column_raws, column_payloads, normalized)
+        column_raws = list(map(raws.__getitem__, where))
+        built = build(column_raws, list(map(rows.__getitem__, where)), normalized)
         if built is None:  # some frame fails a check: each one answers for itself
-            built = list(map(typed_message, column_raws, column_payloads, repeat(normalized), repeat(interval_ok)))
-        for at, answer in zip(where, built):
-            answers[at] = answer
-    return answers
+            built = [
+                None if payload is None else typed_message(raw, payload, normalized, interval_ok)
+                for raw, payload in zip(column_raws, map(typed_payload, column_raws))
+            ]
+        answers.update(zip(where, built))
+    for at, payload in one_by_one.items():
+        answers[at] = typed_message(raws[at], payload, normalized, interval_ok)
+    return list(map(answers.get, at_all))
 
 
-def _read_all(raws: Sequence[RawEvent]) -> list[Payload] | None:
-    """`typed_payload` of every frame, in C loops: when all are websocket frames in the
-    combined envelope without escapes, and all read; otherwise None."""
-    texts = list(map(_DATA, raws))
-    if set(map(_KIND, raws)) != _ONLY_WS or "\\" in "".join(texts):
-        return None
-    if not all(map(str.startswith, texts, repeat(COMBINED))):
-        return None
-    try:
-        return list(map(_DATA, map(decode_combined, texts)))
-    except (msgspec.DecodeError, ValueError, TypeError):
-        return None
+def read_rows(raws: Sequence[RawEvent]) -> tuple[list[Row | None], dict[int, Payload]]:
+    """What `typed_payload` reads of each frame: a row for each book ticker, trade or diff
+    (None where it reads nothing), and the payloads of the frames it reads one by one
+    (klines, aggTrades), by position. The compiled reader takes the frames of the usual
+    shape; msgspec reads the rest, so the answer does not depend on which one ran."""
+    rows = _compiled_rows(raws)
+    one_by_one: dict[int, Payload] = {}
+    for at in compress(range(len(rows)), map(is_, rows, repeat(None))):
+        payload = typed_payload(raws[at])
+        if payload is None:
+            continue
+        if payload.e in _COLUMN_OF:
+            rows[at] = as_row(payload)
+        else:
+            one_by_one[at] = payload
+    return rows, one_by_one
 
 
-def _symbols(payloads: list[Payload], normalized: Callable[[str], str]) -> list[str] | None:
+def _compiled_rows(raws: Sequence[RawEvent]) -> list[Row | None]:
+    """The rows the compiled reader gives (None where Python must look); only websocket
+    frames are read typed."""
+    if FRAMES is None:
+        return [None] * len(raws)
+    rows: list[Row | None] = FRAMES.binance_rows(list(map(_DATA, raws)), UNSET)
+    if set(map(_KIND, raws)) != _ONLY_WS:
+        rows = [row if raw.kind == "ws" else None for row, raw in zip(rows, raws)]
+    return rows
+
+
+def _symbols(rows: list[Row], normalized: Callable[[str], str]) -> list[str] | None:
     """Each frame's symbol as ours (a chunk names a few), or None if any is not a symbol."""
-    names = list(map(_SYMBOL, payloads))
+    names = list(map(_SYMBOL, rows))
     ours: dict[object, str] = {}
     for name in set(names):
         if type(name) is not str or not name:
@@ -114,11 +127,11 @@ def _times(raws: list[RawEvent], values: list[object]) -> tuple[list[int], list[
         return None
 
 
-def _tickers(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[[str], str]) -> list[Decoded] | None:
-    symbols = _symbols(payloads, normalized)
+def _tickers(raws: list[RawEvent], rows: list[Row], normalized: Callable[[str], str]) -> list[Decoded] | None:
+    symbols = _symbols(rows, normalized)
     if symbols is None:
         return None
-    update_ids, bids, bid_sizes, asks, ask_sizes, times = map(list, zip(*map(_TICKER_FIELDS, payloads)))
+    update_ids, bids, bid_sizes, asks, ask_sizes, times = map(list, zip(*map(_TICKER_FIELDS, rows)))
     if UnsetType in set(map(type, update_ids)) | set(map(type, bid_sizes)) | set(map(type, ask_sizes)):
         return None  # no event type, yet not a ticker
     if not all_pairs_pass(bids + asks, bid_sizes + ask_sizes):  # both pairs of every ticker at once
@@ -133,11 +146,11 @@ def _tickers(raws: list[RawEvent], payloads: list[Payload], normalized: Callable
     return list(zip(symbols, built))
 
 
-def _trades(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[[str], str]) -> list[Decoded] | None:
-    symbols = _symbols(payloads, normalized)
+def _trades(raws: list[RawEvent], rows: list[Row], normalized: Callable[[str], str]) -> list[Decoded] | None:
+    symbols = _symbols(rows, normalized)
     if symbols is None:
         return None
-    trade_ids, prices, quantities, makers, times = map(list, zip(*map(_TRADE_FIELDS, payloads)))
+    trade_ids, prices, quantities, makers, times = map(list, zip(*map(_TRADE_FIELDS, rows)))
     if set(map(type, trade_ids)) != _ONLY_INT or min(trade_ids) < 0 or set(map(type, makers)) != {bool}:
         return None
     if not all_pairs_pass(prices, quantities):
@@ -151,16 +164,16 @@ def _trades(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[
     return list(zip(symbols, built))
 
 
-def _diffs(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[[str], str]) -> list[Decoded] | None:
-    symbols = _symbols(payloads, normalized)
+def _diffs(raws: list[RawEvent], rows: list[Row], normalized: Callable[[str], str]) -> list[Decoded] | None:
+    symbols = _symbols(rows, normalized)
     if symbols is None:
         return None
-    first_ids, last_ids, bids, asks, times = map(list, zip(*map(_DIFF_FIELDS, payloads)))
+    first_ids, last_ids, bids, asks, times = map(list, zip(*map(_DIFF_FIELDS, rows)))
     if set(map(type, first_ids)) != _ONLY_INT or set(map(type, last_ids)) != _ONLY_INT:
         return None
     if any(map(gt, first_ids, last_ids)):
         return None
-    count = len(payloads)
+    count = len(rows)
     changes = parse_sides(bids + asks, [True] * count + [False] * count)
     if changes is None:
         return None
@@ -170,3 +183,8 @@ def _diffs(raws: list[RawEvent], payloads: list[Payload], normalized: Callable[[
     recv_ns, exchange_ms = timed
     built = map(DepthDiff, first_ids, last_ids, changes[:count], changes[count:], bids, asks, exchange_ms, recv_ns)
     return list(zip(symbols, built))
+
+
+# A row's column by its event type (`e`; absent: a book ticker).
+_COLUMN_OF: dict[object, int] = {UNSET: 0, "trade": 1, "depthUpdate": 2}
+_BUILDERS: tuple[Builder, ...] = (_tickers, _trades, _diffs)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 Venue = Literal["binance", "binance_us", "okx"]
 MessageKind = Literal["ws", "rest"]
 
@@ -16,9 +18,11 @@ VENUES: tuple[str, ...] = ("binance", "binance_us", "okx")
 KINDS: tuple[str, ...] = ("ws", "rest")
 
 
-@dataclass(slots=True, frozen=True)
-class RawEvent:
-    """One message as received: the local receive time in ns, where it came from, its text."""
+class RawEvent(msgspec.Struct, frozen=True, gc=False):
+    """One message as received: the local receive time in ns, where it came from, its text.
+
+    A msgspec struct: recordings are read into it in one C call, and it holds only texts and
+    numbers, so the garbage collector need not track the millions a replay creates."""
 
     recv_ns: int
     venue: str

@@ -80,6 +80,7 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loops without the compiled core, as on a machine that could not build it."""
     monkeypatch.setattr("operators.book.CORE", None)
     monkeypatch.setattr("operators.levels.CORE", None)
+    monkeypatch.setattr("operators.binance_columns.FRAMES", None)
 
 
 @pytest.mark.usefixtures("pure_python")
