@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import attrgetter
 
 from operators.binance_columns import decode_typed_chunk
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_binance
@@ -13,6 +14,9 @@ from schemas.raw import RawEvent
 Keyed = tuple[str | None, object]
 
 _BINANCE_VENUES = frozenset({"binance", "binance_us"})
+_ONLY_RAW = {RawEvent}
+_VENUE = attrgetter("venue")
+_DATA = attrgetter("data")
 
 
 @lru_cache(maxsize=4096)
@@ -37,13 +41,26 @@ def decode_typed_chunk_keyed(items: list[object]) -> list[tuple[str, object] | N
     """The typed path's answer for each item of a replay chunk (RawEvents and defects), with
     its book key, or None: then `decode` has the answer. The common Binance frames of a
     replay's millions in a few calls, their tickers, trades and diffs checked column by column."""
-    binance = [
-        at for at, item in enumerate(items)
-        if type(item) is RawEvent and item.venue in _BINANCE_VENUES and len(item.data) <= MAX_FRAME_BYTES
-    ]
+    binance = _binance_frames(items)
     answers: list[tuple[str, object] | None] = [None] * len(items)
     typed = decode_typed_chunk([items[at] for at in binance], normalized_symbol, KLINE_INTERVAL)  # type: ignore[misc]
     for at, answer in zip(binance, typed):
         if answer is not None:
             answers[at] = (book_key(items[at].venue, answer[0]), answer[1])  # type: ignore[attr-defined]
     return answers
+
+
+def _binance_frames(items: list[object]) -> list[int] | range:
+    """Where the chunk's Binance frames of a readable size are: all of it, as a replay of
+    Binance usually is (checked by C loops), or the positions one by one."""
+    if (
+        items
+        and set(map(type, items)) == _ONLY_RAW
+        and set(map(_VENUE, items)) <= _BINANCE_VENUES
+        and max(map(len, map(_DATA, items))) <= MAX_FRAME_BYTES
+    ):
+        return range(len(items))
+    return [
+        at for at, item in enumerate(items)
+        if type(item) is RawEvent and item.venue in _BINANCE_VENUES and len(item.data) <= MAX_FRAME_BYTES
+    ]
