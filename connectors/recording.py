@@ -28,6 +28,9 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 # checks below send anything unusual to the general path (orjson reads ints past 2**64 as floats).
 _decode_line = msgspec.json.Decoder(RawEvent).decode
 _MAX_RECV_NS = 2**63
+# Decompressed text is handed to the line reader this much at a time: fewer Python-level
+# `readinto` calls than the default 8 KiB.
+_READ_BUFFER_BYTES = 1 << 20
 
 
 def open_binary(path: str | Path, mode: str) -> IO[bytes]:
@@ -37,7 +40,7 @@ def open_binary(path: str | Path, mode: str) -> IO[bytes]:
         return gzip.open(path, mode)  # type: ignore[return-value]
     if path.suffix == ".zst":
         if mode == "rb":
-            return io.BufferedReader(_ZstdFrames(open(path, "rb")))
+            return io.BufferedReader(_ZstdFrames(open(path, "rb")), buffer_size=_READ_BUFFER_BYTES)
         return zstandard.ZstdCompressor(level=9).stream_writer(open(path, "wb"), closefd=True)  # type: ignore[return-value]
     return open(path, mode)
 

@@ -41,6 +41,7 @@ _RECV_NS = attrgetter("recv_ns")
 _SIDE = {True: "sell", False: "buy"}
 _ONLY_WS = {"ws"}
 _ONLY_INT = {int}
+_ONLY_UNSET = {UnsetType}
 
 # How a column is checked and built: its frames, as received and as read -> answers, or None.
 Builder = Callable[[list[RawEvent], list[Row], Callable[[str], str]], list[Decoded] | None]
@@ -119,7 +120,10 @@ def _times(raws: list[RawEvent], values: list[object]) -> tuple[list[int], list[
     """The receive times of a column's frames and their exchange times (the field may be
     absent (UNSET) or null), or None when one is absurd: the typed path words that one."""
     recv_ns = list(map(_RECV_NS, raws))
-    if UnsetType in set(map(type, values)):
+    types = set(map(type, values))
+    if types == _ONLY_UNSET:  # book tickers carry no time: nothing to check
+        return recv_ns, [None] * len(values)
+    if UnsetType in types:
         values = [None if value is UNSET else value for value in values]
     try:
         return recv_ns, exchange_times(values, recv_ns)
