@@ -81,6 +81,7 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("operators.book.CORE", None)
     monkeypatch.setattr("operators.levels.CORE", None)
     monkeypatch.setattr("operators.binance_columns.FRAMES", None)
+    monkeypatch.setattr("schemas.encoding._TEXT", None)
 
 
 @pytest.mark.usefixtures("pure_python")
