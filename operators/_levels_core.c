@@ -10,6 +10,7 @@
 #include <Python.h>
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 /* Prices longer than this may carry more than 15 significant digits: Python counts them. */
 #define ALWAYS_EXACT_LENGTH 15
@@ -88,7 +89,7 @@ static PyObject *side_changes(PyObject *levels, int bids, PyObject *changes_type
         goto done;
     for (Py_ssize_t at = 0; at < count; at++) {
         PyObject *level = PyList_GET_ITEM(levels, at);
-        double price, quantity;
+        double price = 0.0, quantity = 0.0;
         if (read_level(level, &price, &quantity) < 0) {
             changes = Py_NewRef(Py_None);
             goto done;
@@ -150,21 +151,44 @@ static PyObject *parse_sides(PyObject *module, PyObject *const *args, Py_ssize_t
 /* bisect_left over a list of floats (a book side's keys, which only ever hold floats). */
 static int bisect_keys(PyObject *keys, Py_ssize_t size, double key, Py_ssize_t *index)
 {
+    PyObject **items = ((PyListObject *)keys)->ob_item;
     Py_ssize_t low = 0, high = size;
     while (low < high) {
         Py_ssize_t middle = low + (high - low) / 2;
-        PyObject *item = PyList_GET_ITEM(keys, middle);
-        if (!PyFloat_CheckExact(item)) {
+        if (!PyFloat_CheckExact(items[middle])) {
             PyErr_SetString(PyExc_TypeError, "a book side's keys must be floats");
             return -1;
         }
-        if (PyFloat_AS_DOUBLE(item) < key)
+        if (PyFloat_AS_DOUBLE(items[middle]) < key)
             low = middle + 1;
         else
             high = middle;
     }
     *index = low;
     return 0;
+}
+
+/* list.insert(index, item) with one memmove (CPython's own moves the tail one by one). */
+static int insert_at(PyObject *list, Py_ssize_t index, PyObject *item)
+{
+    if (PyList_Append(list, item) < 0) /* grows the list by one, amortized */
+        return -1;
+    PyObject **items = ((PyListObject *)list)->ob_item;
+    Py_ssize_t last = PyList_GET_SIZE(list) - 1;
+    memmove(&items[index + 1], &items[index], (size_t)(last - index) * sizeof(PyObject *));
+    items[index] = item; /* the reference PyList_Append took */
+    return 0;
+}
+
+/* del list[index], with one memmove and no temporary buffer. */
+static void delete_at(PyObject *list, Py_ssize_t index)
+{
+    PyObject **items = ((PyListObject *)list)->ob_item;
+    Py_ssize_t size = PyList_GET_SIZE(list);
+    PyObject *gone = items[index];
+    memmove(&items[index], &items[index + 1], (size_t)(size - index - 1) * sizeof(PyObject *));
+    Py_SET_SIZE(list, size - 1);
+    Py_DECREF(gone);
 }
 
 PyDoc_STRVAR(apply_changes_doc,
@@ -197,16 +221,21 @@ static PyObject *apply_changes(PyObject *module, PyObject *const *args, Py_ssize
             return NULL;
         int found = index < size && PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, index)) == PyFloat_AS_DOUBLE(key);
         if (found && wire == Py_None) {
-            if (PyList_SetSlice(keys, index, index + 1, NULL) < 0 || PyList_SetSlice(wires, index, index + 1, NULL) < 0)
-                return NULL;
+            delete_at(keys, index);
+            delete_at(wires, index);
         }
         else if (found) {
-            if (PyList_SetItem(wires, index, Py_NewRef(wire)) < 0)
-                return NULL;
+            PyObject *old = PyList_GET_ITEM(wires, index);
+            PyList_SET_ITEM(wires, index, Py_NewRef(wire));
+            Py_DECREF(old);
         }
         else if (wire != Py_None) {
-            if (PyList_Insert(keys, index, key) < 0 || PyList_Insert(wires, index, wire) < 0)
+            if (insert_at(keys, index, key) < 0)
                 return NULL;
+            if (insert_at(wires, index, wire) < 0) {
+                delete_at(keys, index); /* keep the two lists of one length */
+                return NULL;
+            }
         }
     }
     Py_RETURN_NONE;
