@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from itertools import compress, repeat
+from operator import eq
 from datetime import datetime, timedelta, timezone
 
 from bytewax.operators import StatefulLogic
@@ -73,11 +75,13 @@ def decode_chunk_step(chunk: list[RawEvent | RecordingDefect]) -> list[tuple[str
     """`decode_step` over a replay chunk, with each book's messages gathered into one list:
     one Bytewax item per book and chunk instead of one per message. Only a replay reads
     chunks; a live flow keeps `decode_step`, so no message waits for others."""
+    keys, messages = decode_typed_chunk_keyed(chunk)  # type: ignore[arg-type]
+    if None not in keys:  # all typed: each book's messages picked out by C loops, in order
+        return [(key, (key, list(compress(messages, map(eq, keys, repeat(key)))))) for key in dict.fromkeys(keys)]  # type: ignore[misc]
     out: list[tuple[str, tuple[str, object]]] = []
     books: dict[str, list[object]] = {}
-    for item, typed in zip(chunk, decode_typed_chunk_keyed(chunk)):  # type: ignore[arg-type]
-        if typed is not None:
-            key, msg = typed
+    for item, key, msg in zip(chunk, keys, messages):
+        if key is not None:
             if key in books:
                 books[key].append(msg)
             else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from operators.binance_columns import decode_typed_chunk
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_binance
@@ -17,6 +17,8 @@ _BINANCE_VENUES = frozenset({"binance", "binance_us"})
 _ONLY_RAW = {RawEvent}
 _VENUE = attrgetter("venue")
 _DATA = attrgetter("data")
+_SYMBOL = itemgetter(0)
+_MESSAGE = itemgetter(1)
 
 
 @lru_cache(maxsize=4096)
@@ -37,17 +39,22 @@ def decode(raw: RawEvent) -> list[Keyed] | Ignored:
     return [(None if symbol is None else book_key(raw.venue, symbol), msg) for symbol, msg in decoded]
 
 
-def decode_typed_chunk_keyed(items: list[object]) -> list[tuple[str, object] | None]:
-    """The typed path's answer for each item of a replay chunk (RawEvents and defects), with
-    its book key, or None: then `decode` has the answer. The common Binance frames of a
-    replay's millions in a few calls, their tickers, trades and diffs checked column by column."""
+def decode_typed_chunk_keyed(items: list[object]) -> tuple[list[str | None], list[object]]:
+    """The typed path's answer for each item of a replay chunk (RawEvents and defects): its
+    book key and message, or None as key where `decode` has the answer. The common Binance
+    frames of a replay's millions in a few calls, their tickers, trades and diffs checked
+    column by column; a chunk the typed path answers whole is keyed by C loops."""
     binance = _binance_frames(items)
-    answers: list[tuple[str, object] | None] = [None] * len(items)
     typed = decode_typed_chunk([items[at] for at in binance], normalized_symbol, KLINE_INTERVAL)  # type: ignore[misc]
+    if type(binance) is range and None not in typed:
+        return list(map(book_key, map(_VENUE, items), map(_SYMBOL, typed))), list(map(_MESSAGE, typed))  # type: ignore[arg-type]
+    keys: list[str | None] = [None] * len(items)
+    messages: list[object] = [None] * len(items)
     for at, answer in zip(binance, typed):
         if answer is not None:
-            answers[at] = (book_key(items[at].venue, answer[0]), answer[1])  # type: ignore[attr-defined]
-    return answers
+            keys[at] = book_key(items[at].venue, answer[0])  # type: ignore[attr-defined]
+            messages[at] = answer[1]
+    return keys, messages
 
 
 def _binance_frames(items: list[object]) -> list[int] | range:
