@@ -10,6 +10,7 @@
 #include <Python.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Prices longer than this may carry more than 15 significant digits: Python counts them. */
@@ -40,9 +41,36 @@ static const char *plain_decimal(PyObject *text, Py_ssize_t *length)
     return chars;
 }
 
-/* float(text) for a plain decimal, by the very routine float() uses; -1 on failure. */
+/* 10**k for k <= 22: every one exactly a double. */
+static const double POWERS_OF_TEN[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* float(text) for a plain decimal. With at most 15 digits the digits are an integer below
+   2**53 and the point divides by an exact power of ten, so one IEEE division gives the
+   correctly rounded value, the very double float() gives; longer texts go to the routine
+   float() itself uses. -1 on failure. */
 static int decimal_value(const char *chars, Py_ssize_t length, double *value)
 {
+    if (length <= 16) {
+        uint64_t digits = 0;
+        int fraction = -1, count = 0;
+        for (Py_ssize_t at = 0; at < length; at++) {
+            if (chars[at] == '.') {
+                fraction = 0;
+                continue;
+            }
+            digits = digits * 10 + (uint64_t)(chars[at] - '0');
+            count++;
+            if (fraction >= 0)
+                fraction++;
+        }
+        if (count <= 15) {
+            *value = (double)digits / POWERS_OF_TEN[fraction < 0 ? 0 : fraction];
+            return 0;
+        }
+    }
     char *end = NULL;
     *value = PyOS_string_to_double(chars, &end, NULL);
     if (*value == -1.0 && PyErr_Occurred()) {

@@ -116,3 +116,17 @@ def test_all_pairs_pass_answers_as_the_python_twin_and_the_reference(pairs: list
     )
     assert CORE.all_pairs_pass(prices, quantities) is expected
     assert all_pairs_pass_in_python(prices, quantities) is expected
+
+
+@PROPERTY
+@given(text=st.from_regex(r"[0-9]{1,8}\.[0-9]{1,7}|[0-9]{1,15}|0\.0{0,6}[1-9][0-9]{0,7}|[1-9][0-9]{0,14}\.[0-9]{1}", fullmatch=True))
+def test_a_short_price_converts_to_the_double_float_gives(text: str) -> None:
+    """The core divides the digits by a power of ten for texts of up to 15 digits: the
+    same correctly rounded double as Python's float()."""
+    assert CORE is not None
+    parsed = CORE.parse_sides([[[text, text]]], [True], LevelChanges)
+    if float(text) == 0.0 or len(text) > 15:
+        assert parsed is None  # a price must be positive; a long one is Python's to count
+        return
+    assert parsed is not None and parsed[0].keys == [float(text)]
+    assert (parsed[0].wires[0] is None) == (float(text) == 0.0)
