@@ -23,6 +23,7 @@ from operators.binance_typed import Decoded, Payload, typed_message, typed_paylo
 from operators.compiled_core import FRAMES
 from operators.levels import BadMessage, all_pairs_pass, exchange_times, parse_sides
 from operators.wire import DepthDiff
+from schemas.columns import build_column
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
 
@@ -144,8 +145,9 @@ def _tickers(raws: list[RawEvent], rows: list[Row], normalized: Callable[[str], 
     if timed is None:
         return None
     recv_ns, exchange_ms = timed
-    built = map(
-        Ticker, map(_VENUE, raws), symbols, update_ids, bids, bid_sizes, asks, ask_sizes, repeat(None), exchange_ms, recv_ns
+    nothing = [None] * len(rows)
+    built = build_column(
+        Ticker, list(map(_VENUE, raws)), symbols, update_ids, bids, bid_sizes, asks, ask_sizes, nothing, exchange_ms, recv_ns
     )
     return list(zip(symbols, built))
 
@@ -163,8 +165,10 @@ def _trades(raws: list[RawEvent], rows: list[Row], normalized: Callable[[str], s
     if timed is None:
         return None
     recv_ns, exchange_ms = timed
-    sides = map(_SIDE.__getitem__, makers)
-    built = map(Trade, map(_VENUE, raws), symbols, map(str, trade_ids), prices, quantities, sides, exchange_ms, recv_ns)
+    sides = list(map(_SIDE.__getitem__, makers))
+    built = build_column(
+        Trade, list(map(_VENUE, raws)), symbols, list(map(str, trade_ids)), prices, quantities, sides, exchange_ms, recv_ns
+    )
     return list(zip(symbols, built))
 
 

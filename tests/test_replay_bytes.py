@@ -82,6 +82,7 @@ def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("operators.levels.CORE", None)
     monkeypatch.setattr("operators.binance_columns.FRAMES", None)
     monkeypatch.setattr("schemas.encoding._TEXT", None)
+    monkeypatch.setattr("schemas.columns._SLOTS", None)
 
 
 @pytest.mark.usefixtures("pure_python")
