@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,19 @@ def collect_from(
     *,
     bus: ControlBus | None = None,
     board: StatusBoard | None = None,
+    end: threading.Event | None = None,
     **overrides: Any,
 ) -> dict:
-    """Run the collect flow against the simulator for `seconds`; returns the final summary.
-    `bus` replaces the in-process control bus (say, one that loses requests); `board` the
-    status board (say, one writing to a buffer)."""
+    """Run the collect flow against the simulator for `seconds` (or until `end` is set, if
+    sooner); returns the final summary. `bus` replaces the in-process control bus (say, one
+    that loses requests); `board` the status board (say, one writing to a buffer)."""
     settings = CollectSettings(
         binance_rest_url=simulator.binance_url, binance_ws_url=simulator.binance_ws_url,
         okx_rest_url=simulator.okx_url, okx_ws_url=simulator.okx_ws_url,
         nats_url=nats_url, data_dir=data_dir, run_seconds=seconds, **{"sinks": ["nats", "recorder"], **overrides},
     )
     summary: list[dict] = []
-    run_main(build_flow(settings, nats_url, bus=bus, board=board, summary=summary))
+    run_main(build_flow(settings, nats_url, bus=bus, board=board, summary=summary, end=end))
     return summary[0]
 
 
@@ -71,8 +73,6 @@ def read_streams(url: str, streams: tuple[str, ...] = ("ORDERBOOK_FULL", "ORDERB
 def store_from(nats_url: str, data_dir: Path) -> None:
     """Run the store dataflow until it has stored everything the streams hold (ClickHouse
     from the environment: chDB under MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH, say)."""
-    import threading
-
     from flows.store import build_flow as build_store
     from schemas.settings import StoreSettings
 
