@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,53 @@ def collect_from(
     summary: list[dict] = []
     run_main(build_flow(settings, nats_url, bus=bus, board=board, summary=summary, end=end))
     return summary[0]
+
+
+@contextmanager
+def end_when(condition: Callable[[], bool], poll_s: float = 0.25) -> Iterator[threading.Event]:
+    """An end event for `collect_from`, set once `condition()` holds (polled on a thread of
+    its own): a run given as many seconds as a slow machine may need ends as soon as what
+    the test waits for has happened. A condition that raises counts as not yet."""
+    end = threading.Event()
+
+    def watch() -> None:
+        while not end.wait(poll_s):
+            try:
+                if condition():
+                    end.set()
+            except Exception:  # noqa: BLE001 - say, a stream not created yet
+                pass
+
+    watcher = threading.Thread(target=watch, name="end_when", daemon=True)
+    watcher.start()
+    try:
+        yield end
+    finally:
+        end.set()
+        watcher.join(timeout=30)
+
+
+async def _subject_messages(url: str, stream: str, subject: str) -> list[dict]:
+    client = await nats.connect(url)
+    js = client.jetstream()
+    found: list[dict] = []
+    seq = 1
+    try:
+        while True:
+            try:
+                msg = await js.get_msg(stream, seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                return found
+            found.append(orjson.loads(msg.data))
+            seq = msg.seq + 1
+    finally:
+        await client.close()
+
+
+def subject_messages(url: str, stream: str, subject: str) -> list[dict]:
+    """The payloads `stream` holds on `subject`, in stream order (read one by one, so cheap
+    for a sparse subject)."""
+    return asyncio.run(_subject_messages(url, stream, subject))
 
 
 async def _read_streams(url: str, streams: tuple[str, ...]) -> dict[str, list[tuple[str, dict, str]]]:
