@@ -93,6 +93,19 @@ def subject_messages(url: str, stream: str, subject: str) -> list[dict]:
     return asyncio.run(_subject_messages(url, stream, subject))
 
 
+async def _last_message(url: str, stream: str, subject: str) -> dict:
+    client = await nats.connect(url)
+    try:
+        return orjson.loads((await client.jetstream().get_last_msg(stream, subject)).data)
+    finally:
+        await client.close()
+
+
+def last_message(url: str, stream: str, subject: str) -> dict:
+    """The payload of the newest message `stream` holds on `subject`."""
+    return asyncio.run(_last_message(url, stream, subject))
+
+
 async def _read_streams(url: str, streams: tuple[str, ...]) -> dict[str, list[tuple[str, dict, str]]]:
     client = await nats.connect(url)
     js = client.jetstream()
