@@ -93,6 +93,20 @@ def subject_messages(url: str, stream: str, subject: str) -> list[dict]:
     return asyncio.run(_subject_messages(url, stream, subject))
 
 
+async def _subject_counts(url: str, stream: str) -> dict[str, int]:
+    client = await nats.connect(url)
+    try:
+        info = await client.jetstream().stream_info(stream, subjects_filter=">")
+        return dict(info.state.subjects or {})
+    finally:
+        await client.close()
+
+
+def subject_counts(url: str, stream: str) -> dict[str, int]:
+    """How many messages `stream` holds on each of its subjects."""
+    return asyncio.run(_subject_counts(url, stream))
+
+
 async def _last_message(url: str, stream: str, subject: str) -> dict:
     client = await nats.connect(url)
     try:
