@@ -66,7 +66,7 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
                 MARKETPRISM_CLICKHOUSE_DATABASE=DATABASE, MARKETPRISM_STORE_MANAGE_SCHEMA="false",
                 MARKETPRISM_STORE_ACK_WAIT_S="5",
             ), tmp_path / "store.log")
-            wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > 200, "the store to store some deltas")
+            wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > 100, "the store to store some deltas")
             rate_before = _published_per_s(nats_server.url)
             clickhouse.kill()
             stored_before = acked(nats_server.url, "ORDERBOOK_DELTA")
