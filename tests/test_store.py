@@ -183,7 +183,7 @@ def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tm
         store_env = flow_env(simulator, server.url, tmp_path / "store", MARKETPRISM_STORE_ACK_WAIT_S="5")
         collector = run_flow("flows.collect", collector_env, tmp_path / "collector.log")
         store = run_flow("flows.store", store_env, tmp_path / "store.log")
-        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > 300, "the store to store some deltas")
+        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > 150, "the store to store some deltas")
         store.send_signal(signal.SIGKILL)
         store.wait(30)
         killed_at = acked(server.url, "ORDERBOOK_DELTA")
