@@ -2,8 +2,8 @@
 and every received message to the raw recorder.
 
 `python -m bytewax.run flows.collect` runs it with settings from the environment (or the
-YAML file named by MARKETPRISM_CONFIG; SIGTERM ends such a run as its duration running out
-would: sinks flushed, exit status 0); `marketprism collect [--sim] [--duration S]`
+YAML file named by MARKETPRISM_CONFIG; with MARKETPRISM_END_ON_SIGTERM=true, SIGTERM ends
+such a run as its duration running out would); `marketprism collect [--sim] [--duration S]`
 runs it in this process with a live status table and a summary at the end. Without a
 NATS URL an embedded nats-server (JetStream, under `<data_dir>/nats`) is started. With
 `clickhouse` among the sinks, storage is the store dataflow (`flows.store`) in a process
@@ -236,4 +236,4 @@ def __getattr__(name: str) -> Dataflow:
     if metrics is not None:
         atexit.register(metrics.stop)
     board = StatusBoard(settings.status_interval_s, store_url=store_metrics_url() if store is not None else None)
-    return build_flow(settings, url, board=board, end=end_on_sigterm())
+    return build_flow(settings, url, board=board, end=end_on_sigterm() if settings.end_on_sigterm else None)

@@ -119,7 +119,8 @@ def restarted(tmp_path_factory: pytest.TempPathFactory):
             before_per_book = _deltas_per_book(server.url)
             with open(tmp / "second.log", "wb") as log:
                 second = subprocess.Popen(
-                    command, cwd=REPO, env=_env(simulator, server.url, tmp / "data", MARKETPRISM_RUN_SECONDS="60"),
+                    command, cwd=REPO, env=_env(simulator, server.url, tmp / "data", MARKETPRISM_RUN_SECONDS="60",
+                                                      MARKETPRISM_END_ON_SIGTERM="true"),
                     stdout=subprocess.DEVNULL, stderr=log,
                 )
             try:

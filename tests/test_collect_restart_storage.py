@@ -81,7 +81,8 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
         first.wait(timeout=30)
         killed_at = market.update_id
         left = _published(server.url)
-        second = _collector({**env, "MARKETPRISM_RUN_SECONDS": "60"}, tmp_path / "second.log")
+        second = _collector({**env, "MARKETPRISM_RUN_SECONDS": "60", "MARKETPRISM_END_ON_SIGTERM": "true"},
+                            tmp_path / "second.log")
         try:
             # 60 s at most: the second run ends (SIGTERM) once it has published 50 deltas a venue.
             wait_for(lambda: all(n >= left[venue] + 50 for venue, n in _published(server.url).items()),

@@ -57,6 +57,7 @@ def test_two_processes_sync_publish_and_resync_every_book(tmp_path: Path) -> Non
         env.update(
             MARKETPRISM_NATS_URL=server.url, MARKETPRISM_NATS_USER=USER, MARKETPRISM_NATS_PASSWORD=PASSWORD,
             MARKETPRISM_CONTROL_BUS="nats", MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="60",
+            MARKETPRISM_END_ON_SIGTERM="true",
             MARKETPRISM_DEPTH="1000", MARKETPRISM_METRICS_PORT="0",
             MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
             MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,

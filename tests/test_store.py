@@ -179,7 +179,7 @@ def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tm
     with SimulatorThread(SimSettings(seed=21, symbols=("BTC-USDT",))) as simulator, \
             EmbeddedNatsServer(tmp_path / "nats") as server:
         collector_env = flow_env(simulator, server.url, tmp_path / "collector", MARKETPRISM_SINKS="nats",
-                             MARKETPRISM_RUN_SECONDS="120")
+                             MARKETPRISM_RUN_SECONDS="120", MARKETPRISM_END_ON_SIGTERM="true")
         store_env = flow_env(simulator, server.url, tmp_path / "store", MARKETPRISM_STORE_ACK_WAIT_S="5")
         collector = run_flow("flows.collect", collector_env, tmp_path / "collector.log")
         store = run_flow("flows.store", store_env, tmp_path / "store.log")

@@ -57,7 +57,8 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
         with SimulatorThread(SimSettings(seed=5, symbols=("BTC-USDT",))) as simulator, \
                 EmbeddedNatsServer(tmp_path / "nats") as nats_server:
             collector = run_flow("flows.collect", flow_env(simulator, nats_server.url, tmp_path / "collector",
-                                                    MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="120"),
+                                                    MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="120",
+                                                    MARKETPRISM_END_ON_SIGTERM="true"),
                               tmp_path / "collector.log")
             store = run_flow("flows.store", flow_env(
                 simulator, nats_server.url, tmp_path / "store", MARKETPRISM_CLICKHOUSE_URL=clickhouse.secure_url,
