@@ -298,9 +298,12 @@ class LiveFeed(ABC):
 
 
 class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
-    def __init__(self, feed: Feed, deadline: float | None, prepare: Prepare | None = None) -> None:
+    def __init__(
+        self, feed: Feed, deadline: float | None, prepare: Prepare | None = None, end: threading.Event | None = None
+    ) -> None:
         self._queue: queue.SimpleQueue[RawEvent] = queue.SimpleQueue()
         self._deadline = deadline
+        self._end = end
         self._prepare = prepare
         self._preparing: queue.SimpleQueue[RawEvent | None] = queue.SimpleQueue()
         self._loop = asyncio.new_event_loop()
@@ -342,6 +345,8 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
     def next_batch(self) -> list[RawEvent]:
         if self._deadline is not None and time.monotonic() >= self._deadline:
             raise StopIteration()
+        if self._end is not None and self._end.is_set():
+            raise StopIteration()
         batch: list[RawEvent] = []
         try:
             while len(batch) < MAX_BATCH:
@@ -371,7 +376,9 @@ class LiveSource(FixedPartitionedSource[RawEvent, None]):
     `prepare`, if given, runs on every REST answer in a thread of the partition's own
     before the answer enters the flow (the collector decodes them there: a 5000-level
     snapshot takes milliseconds, which the flow's worker would otherwise spend while the
-    sockets' messages wait). It must return the answer as a RawEvent (or a subclass)."""
+    sockets' messages wait). It must return the answer as a RawEvent (or a subclass).
+    `end`, if given, ends the run once set, as `run_seconds` running out does (SIGTERM
+    sets it under `bytewax.run`; tests end a run on a condition instead of a duration)."""
 
     def __init__(
         self,
@@ -379,15 +386,17 @@ class LiveSource(FixedPartitionedSource[RawEvent, None]):
         make_feed: Callable[[str], Feed],
         run_seconds: float | None = None,
         prepare: Prepare | None = None,
+        end: threading.Event | None = None,
     ) -> None:
         self.keys = keys
         self.make_feed = make_feed
         self.run_seconds = run_seconds
         self.prepare = prepare
+        self.end = end
 
     def list_parts(self) -> list[str]:
         return list(self.keys)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _FeedPartition:
         deadline = None if self.run_seconds is None else time.monotonic() + self.run_seconds
-        return _FeedPartition(self.make_feed(for_part), deadline, self.prepare)
+        return _FeedPartition(self.make_feed(for_part), deadline, self.prepare, self.end)

@@ -2,7 +2,8 @@
 and every received message to the raw recorder.
 
 `python -m bytewax.run flows.collect` runs it with settings from the environment (or the
-YAML file named by MARKETPRISM_CONFIG); `marketprism collect [--sim] [--duration S]`
+YAML file named by MARKETPRISM_CONFIG; with MARKETPRISM_END_ON_SIGTERM=true, SIGTERM ends
+such a run as its duration running out would); `marketprism collect [--sim] [--duration S]`
 runs it in this process with a live status table and a summary at the end. Without a
 NATS URL an embedded nats-server (JetStream, under `<data_dir>/nats`) is started. With
 `clickhouse` among the sinks, storage is the store dataflow (`flows.store`) in a process
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -87,9 +90,11 @@ def build_flow(
     board: StatusBoard | None = None,
     summary: list[dict[str, Any]] | None = None,
     on_publish: WriteObserver | None = None,
+    end: threading.Event | None = None,
 ) -> Dataflow:
     """Wire the collector; `summary` receives the final per-book report when the flow ends;
-    `on_publish` sees every batch handed to the NATS sink (the latency bench times it)."""
+    `on_publish` sees every batch handed to the NATS sink (the latency bench times it);
+    `end`, once set, ends the run as `run_seconds` running out would."""
     if bus is None:
         bus = NatsControlBus(nats_url) if settings.control_bus == "nats" and nats_url else InProcessControlBus()
     board = board or StatusBoard(settings.status_interval_s)
@@ -98,7 +103,8 @@ def build_flow(
     status_every = timedelta(seconds=min(1.0, settings.status_interval_s))
 
     flow = Dataflow("collect")
-    source = LiveSource(keys, feed_factory(settings, bus), settings.run_seconds, prepare=decode_off_worker)
+    source = LiveSource(keys, feed_factory(settings, bus), settings.run_seconds, prepare=decode_off_worker,
+                        end=end)
     raw = op.input("exchanges", flow, source)
     if "recorder" in settings.sinks:
         op.output("recorder", raw, RecorderSink(settings.data_dir / "recordings"))
@@ -200,6 +206,19 @@ def start_store(settings: CollectSettings, nats_url: str | None) -> StoreProcess
     return StoreProcess(nats_url=nats_url, data_dir=settings.data_dir).start()
 
 
+def end_on_sigterm() -> threading.Event:
+    """An event set by SIGTERM: the run then ends as at `run_seconds` (sinks flushed, summary
+    written, exit status 0) instead of dying with what its sinks still hold."""
+    end = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        log.info("collect: SIGTERM, ending the run")
+        end.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    return end
+
+
 def __getattr__(name: str) -> Dataflow:
     # `python -m bytewax.run flows.collect` looks up `flow`; build it from the environment then.
     if name != "flow":
@@ -217,4 +236,4 @@ def __getattr__(name: str) -> Dataflow:
     if metrics is not None:
         atexit.register(metrics.stop)
     board = StatusBoard(settings.status_interval_s, store_url=store_metrics_url() if store is not None else None)
-    return build_flow(settings, url, board=board)
+    return build_flow(settings, url, board=board, end=end_on_sigterm() if settings.end_on_sigterm else None)

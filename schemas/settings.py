@@ -104,6 +104,10 @@ class CollectSettings(BaseSettings):
         default=1000, ge=1, description="and one when this much receive time has passed; None: off"
     )
     run_seconds: float | None = Field(default=None, gt=0, description="stop after this long; None runs forever")
+    end_on_sigterm: bool = Field(
+        default=False, description="under bytewax.run, SIGTERM ends the run as run_seconds would (sinks flushed, "
+        "exit status 0) instead of killing the process; off by default: one process of a cluster cannot end alone",
+    )
     status_interval_s: float = Field(default=2.0, gt=0)
     control_bus: Literal["local", "nats"] = Field(
         default="local", description="'nats' when the flow runs as several processes (bytewax.run -p ...)"

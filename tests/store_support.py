@@ -118,6 +118,19 @@ def acked(url: str, stream: str) -> int:
     return asyncio.run(_acked(url, stream))
 
 
+async def _last_seq(url: str, stream: str) -> int:
+    client = await nats.connect(url)
+    try:
+        return (await client.jetstream().stream_info(stream)).state.last_seq
+    finally:
+        await client.close()
+
+
+def last_seq(url: str, stream: str) -> int:
+    """The sequence of the newest message `stream` holds."""
+    return asyncio.run(_last_seq(url, stream))
+
+
 def stored_counts(chdb_path: Path, database: str = "marketprism") -> dict:
     """Per stored subject kind: [rows, distinct messages] in ClickHouse, and the gap details;
     read in a child process (chDB opens one data directory per process)."""

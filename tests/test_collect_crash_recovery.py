@@ -30,7 +30,7 @@ import pytest
 from connectors.nats_server import EmbeddedNatsServer
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
-from tests.live_support import read_streams
+from tests.live_support import read_streams, subject_counts, subject_messages
 from tests.sim_server_support import wait_for
 from tests.store_support import chdb_rows, flow_env, kill_flows, run_flow
 
@@ -79,6 +79,21 @@ def _books_committed(recovery: Path) -> int:
     return count
 
 
+def _deltas_per_book(url: str) -> dict[str, int]:
+    counts = subject_counts(url, "ORDERBOOK_DELTA")
+    return {book: counts.get(f"orderbook.pure_delta.{book.replace(':', '.')}", 0) for book in BOOKS}
+
+
+def _resumed(url: str, before: dict[str, int]) -> bool:
+    """Every book has marked the restart's gap and published 50 deltas since."""
+    now = _deltas_per_book(url)
+    return all(
+        now[book] >= before[book] + 50
+        and any(e["kind"] == "gap" for e in subject_messages(url, "MARKET_DATA", f"market.{book.replace(':', '.')}.quality"))
+        for book in BOOKS
+    )
+
+
 @pytest.fixture(scope="module")
 def restarted(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("crash")
@@ -101,11 +116,23 @@ def restarted(tmp_path_factory: pytest.TempPathFactory):
                 first.send_signal(signal.SIGKILL)
                 first.wait(timeout=30)
             before_restart = _deltas_stored(server.url)
-            second = subprocess.run(
-                command, cwd=REPO, env=_env(simulator, server.url, tmp / "data", MARKETPRISM_RUN_SECONDS="8"),
-                capture_output=True, timeout=120,
-            )
-            assert second.returncode == 0, second.stderr.decode()[-2000:]
+            before_per_book = _deltas_per_book(server.url)
+            with open(tmp / "second.log", "wb") as log:
+                second = subprocess.Popen(
+                    command, cwd=REPO, env=_env(simulator, server.url, tmp / "data", MARKETPRISM_RUN_SECONDS="60",
+                                                      MARKETPRISM_END_ON_SIGTERM="true"),
+                    stdout=subprocess.DEVNULL, stderr=log,
+                )
+            try:
+                # 60 s at most: it ends (SIGTERM) once both books have resumed after the restart.
+                wait_for(lambda: _resumed(server.url, before_per_book), 60, "both books resumed after the restart")
+                second.send_signal(signal.SIGTERM)
+                second.wait(timeout=120)
+            finally:
+                if second.poll() is None:
+                    second.kill()
+                    second.wait()
+            assert second.returncode == 0, (tmp / "second.log").read_text()[-2000:]
             store.send_signal(signal.SIGTERM)  # store what the streams hold, then stop
             assert store.wait(120) == 0, (tmp / "store.log").read_text()[-3000:]
         finally:

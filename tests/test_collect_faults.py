@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from sim.live_faults import FaultSettings, ScheduledFault
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from tests.book_replica import ReplicaBook
-from tests.live_support import collect_from, read_streams
+from tests.live_support import collect_from, end_when, last_message, read_streams, subject_messages
 from tests.truth_checks import check_binance_full
 
-SECONDS = 34
+SECONDS = 34  # at most: the run ends once every book flows again after its last fault
+STALL_S, SLOW_SNAPSHOT_S = 2.0, 1.5
 SCHEDULE = {
     ("binance", "BTC-USDT"): [(5, "fail_snapshot"), (5, "drop"), (12, "duplicate"), (17, "not_json"), (22, "disconnect")],
     ("binance", "ETH-USDT"): [(6, "limit_snapshot"), (6, "reorder"), (13, "bad_price"), (18, "stall"),
@@ -50,15 +52,40 @@ def _count(venue: str, symbol: str, kinds: set[str]) -> int:
     return sum(kind in kinds for _, kind in SCHEDULE[(venue, symbol)])
 
 
+def _ns(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1e9)
+
+
+def _flowing_after_every_fault(simulator: SimulatorThread, url: str) -> bool:
+    """Every scheduled fault took effect, and every book is in sync and publishing deltas
+    received a second after its last fault was over (a stall, a slow snapshot: their time)."""
+    faults = list(simulator.faults)
+    injected = {(f.venue, f.symbol, f.kind) for f in faults}
+    if not all((venue, symbol, kind) in injected for (venue, symbol), kinds in SCHEDULE.items() for _, kind in kinds):
+        return False
+    lasting = {"stall": STALL_S, "slow_snapshot": SLOW_SNAPSHOT_S}
+    for venue, symbol in SCHEDULE:
+        over_ns = max(f.at_ns + int(lasting.get(f.kind, 0.0) * 1e9) for f in faults if (f.venue, f.symbol) == (venue, symbol))
+        book = f"{venue}.{symbol.lower()}"
+        said = [event["kind"] for event in subject_messages(url, "MARKET_DATA", f"market.{book}.quality")]
+        if [kind for kind in said if kind in ("in_sync", "out_of_sync")][-1] != "in_sync":
+            return False
+        last = last_message(url, "ORDERBOOK_DELTA", f"orderbook.pure_delta.{book}")
+        if _ns(last["collected_at"]) < over_ns + 1_000_000_000:
+            return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("faults")
     schedule = tuple(
         ScheduledFault(at, kind, venue, symbol) for (venue, symbol), faults in SCHEDULE.items() for at, kind in faults
     )
-    settings = SimSettings(seed=33, faults=FaultSettings(schedule=schedule, stall_s=2.0, slow_snapshot_s=1.5))
-    with SimulatorThread(settings) as simulator, EmbeddedNatsServer(tmp / "nats") as server:
-        summary = collect_from(simulator, server.url, tmp, SECONDS)
+    settings = SimSettings(seed=33, faults=FaultSettings(schedule=schedule, stall_s=STALL_S, slow_snapshot_s=SLOW_SNAPSHOT_S))
+    with SimulatorThread(settings) as simulator, EmbeddedNatsServer(tmp / "nats") as server, \
+            end_when(lambda: _flowing_after_every_fault(simulator, server.url)) as end:
+        summary = collect_from(simulator, server.url, tmp, SECONDS, end=end)
         stored = read_streams(server.url)
         yield simulator, summary, stored
 

@@ -12,13 +12,15 @@ from connectors.nats_server import EmbeddedNatsServer
 from sim.server import SimulatorThread
 from sim.settings import BinanceSettings, SimSettings
 from tests.live_support import collect_from, read_streams
+from tests.source_support import counted
 
 LIFETIME_S = 4.0
-SECONDS = 15
+SECONDS = 10  # a successor every 2.5 s: four connections
 
 
 def test_connections_rotate_without_a_gap(tmp_path: Path) -> None:
     settings = SimSettings(seed=5, symbols=("BTC-USDT",), binance=BinanceSettings(lifetime_s=LIFETIME_S))
+    opened_before = counted("connections", book="binance:BTC-USDT", endpoint="public")
     with SimulatorThread(settings) as simulator, EmbeddedNatsServer(tmp_path / "nats") as server:
         summary = collect_from(
             simulator, server.url, tmp_path, SECONDS, venues=["binance"], symbols=["BTC-USDT"],
@@ -28,5 +30,6 @@ def test_connections_rotate_without_a_gap(tmp_path: Path) -> None:
     book = summary["books"]["binance:BTC-USDT"]
     assert (book["gaps"], book["resyncs"], book["snapshots"]) == (0, 0, 1), book
     # One unbroken chain across at least three connections.
+    assert counted("connections", book="binance:BTC-USDT", endpoint="public") - opened_before >= 3
     assert all(later["prev_update_id"] == earlier["update_id"] for earlier, later in zip(deltas, deltas[1:]))
     assert len(deltas) == book["updates_applied"] >= 8 * (SECONDS - 3)

@@ -22,11 +22,11 @@ from connectors.nats_server import EmbeddedNatsServer
 from sim.live_faults import FaultSettings, ScheduledFault
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
-from tests.live_support import collect_from, read_streams
+from tests.live_support import collect_from, end_when, read_streams, subject_messages
 from tests.source_support import LossyControlBus
 from tests.truth_checks import check_binance_full
 
-SECONDS = 26
+SECONDS = 40  # at most: the run ends once every book has come back from its trouble
 WATCHDOG_S = 3.0
 SCHEDULE = (
     ScheduledFault(4, "drop", "binance", "ETH-USDT"),  # the first resync request of the run: lost
@@ -49,14 +49,22 @@ def _seconds(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
+def _back_in_sync(url: str, book: str) -> bool:
+    """`book` has said all of its trouble, and is back in sync (as the test reads it)."""
+    venue, symbol = book.split(":")
+    kinds = [event["kind"] for event in subject_messages(url, "MARKET_DATA", f"market.{venue}.{symbol}.quality")]
+    return kinds[-1:] == ["in_sync"] and [kind for kind in kinds[1:] if kind in TROUBLE[book]] == TROUBLE[book]
+
+
 @pytest.fixture(scope="module")
 def recovered(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("recovery")
     bus = LossyControlBus(lose=1)
     settings = SimSettings(seed=11, faults=FaultSettings(schedule=SCHEDULE))
-    with SimulatorThread(settings) as simulator, EmbeddedNatsServer(tmp / "nats") as server:
+    with SimulatorThread(settings) as simulator, EmbeddedNatsServer(tmp / "nats") as server, \
+            end_when(lambda: all(_back_in_sync(server.url, book) for book in TROUBLE)) as end:
         summary = collect_from(
-            simulator, server.url, tmp, SECONDS, bus=bus, depth=1000, watchdog_s=WATCHDOG_S, silence_s=10.0
+            simulator, server.url, tmp, SECONDS, bus=bus, end=end, depth=1000, watchdog_s=WATCHDOG_S, silence_s=10.0
         )
         stored = read_streams(server.url, ("ORDERBOOK_FULL", "MARKET_DATA"))
         yield simulator, bus, summary, stored

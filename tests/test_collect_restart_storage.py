@@ -20,7 +20,8 @@ from pathlib import Path
 from connectors.nats_server import EmbeddedNatsServer
 from sim.server import SimulatorThread
 from sim.settings import SimSettings
-from tests.store_support import REPO, assert_stored_exactly_once, free_port, stream_counts
+from tests.live_support import subject_counts
+from tests.store_support import REPO, assert_stored_exactly_once, free_port, stream_counts, wait_for
 
 # The collect flow as `bytewax.run flows.collect` runs it, then what it loaded.
 COLLECT_AND_LIST_MODULES = """
@@ -45,9 +46,16 @@ print(json.dumps([json.loads(str(rows))["data"], json.loads(str(chains))["data"]
 """
 
 
-def _collector(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", COLLECT_AND_LIST_MODULES], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _collector(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
+    with open(log, "ab") as log_file:
+        return subprocess.Popen([sys.executable, "-c", COLLECT_AND_LIST_MODULES], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=log_file, text=True)
+
+
+def _published(url: str) -> dict[str, int]:
+    """Deltas in NATS per venue (BTC-USDT)."""
+    counts = subject_counts(url, "ORDERBOOK_DELTA")
+    return {venue: counts.get(f"orderbook.pure_delta.{venue}.btc-usdt", 0) for venue in ("binance", "okx")}
 
 
 def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) -> None:
@@ -63,7 +71,7 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
             MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,
         )
         market = simulator.truth("binance", "BTC-USDT")
-        first = _collector(env)
+        first = _collector(env, tmp_path / "first.log")
         started_at = market.update_id
         deadline = time.monotonic() + 60
         while market.update_id - started_at < 3000:  # about 8 s of market moves
@@ -72,9 +80,20 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         killed_at = market.update_id
-        second = _collector({**env, "MARKETPRISM_RUN_SECONDS": "8"})
-        loaded, errors = second.communicate(timeout=180)
-        assert second.returncode == 0, errors[-2000:]
+        left = _published(server.url)
+        second = _collector({**env, "MARKETPRISM_RUN_SECONDS": "60", "MARKETPRISM_END_ON_SIGTERM": "true"},
+                            tmp_path / "second.log")
+        try:
+            # 60 s at most: the second run ends (SIGTERM) once it has published 50 deltas a venue.
+            wait_for(lambda: all(n >= left[venue] + 50 for venue, n in _published(server.url).items()),
+                     "the second run to publish", timeout_s=60)
+            second.send_signal(signal.SIGTERM)
+            loaded, _ = second.communicate(timeout=180)
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+        assert second.returncode == 0, (tmp_path / "second.log").read_text()[-2000:]
         assert loaded.strip().splitlines()[-1] == "[]", "the collector process loaded a database library"
         assert stream_counts(server.url)["pure_delta"] > 0
         assert_stored_exactly_once(server.url, tmp_path / "clickhouse")

@@ -21,9 +21,10 @@ from sim.settings import SimSettings
 from tests.live_support import collect_from, read_streams
 from tests.truth_checks import check_binance_full
 
-SECONDS = 30
-TREND = -200  # levels a second: 6000 in the run, past a 5000-level snapshot
+SECONDS = 16
+TREND = -400  # levels a second: 6400 in the run, past a 5000-level snapshot
 DEPTH = 5000
+AUDIT_S = 3.0  # the window shrinks by TREND * AUDIT_S = 1200 levels between two audits at most
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def trended(tmp_path_factory: pytest.TempPathFactory):
     settings = SimSettings(seed=5, symbols=("BTC-USDT",), trend_levels_per_s=TREND)
     with SimulatorThread(settings) as simulator, EmbeddedNatsServer(tmp / "nats") as server:
         summary = collect_from(
-            simulator, server.url, tmp, SECONDS, venues=["binance"], symbols=["BTC-USDT"], audit_interval_s=6.0
+            simulator, server.url, tmp, SECONDS, venues=["binance"], symbols=["BTC-USDT"], audit_interval_s=AUDIT_S
         )
         fulls = [full for _, full, _ in read_streams(server.url, ("ORDERBOOK_FULL",))["orderbook.full.binance.btc-usdt"]]
         yield simulator, summary, fulls

@@ -25,7 +25,7 @@ from tests.live_support import collect_from
 from tests.store_support import free_port, kill_flows, run_flow
 
 SESSION = "marketprism-status-test"
-SECONDS = 22
+SECONDS = 60  # at most: the fixture ends the collector's run as soon as the test is done
 
 
 def _tmux(*args: str) -> str:
@@ -57,9 +57,10 @@ def watched(tmp_path: Path) -> Iterator[SimulatorThread]:
     endpoint = MetricsEndpoint("127.0.0.1", free_port()).start()
     faults = FaultSettings(slow_snapshot_s=5.0)
     with SimulatorThread(SimSettings(seed=9, faults=faults)) as simulator, EmbeddedNatsServer(tmp_path / "nats") as nats:
+        end = threading.Event()
         collector = threading.Thread(
-            target=collect_from, args=(simulator, nats.url, tmp_path, SECONDS), kwargs={"venues": ["binance", "okx"]},
-            daemon=True,
+            target=collect_from, args=(simulator, nats.url, tmp_path, SECONDS),
+            kwargs={"venues": ["binance", "okx"], "end": end}, daemon=True,
         )
         collector.start()
         store_port = free_port()
@@ -75,6 +76,7 @@ def watched(tmp_path: Path) -> Iterator[SimulatorThread]:
         finally:
             subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True, timeout=10)
             kill_flows()
+            end.set()
             collector.join(timeout=SECONDS + 30)
             endpoint.stop()
 

@@ -25,8 +25,8 @@ from sim.settings import SimSettings
 from tests.clickhouse_support import chdb_dir, feature_rows, recording, replay
 from tests.live_support import read_streams, store_from
 from tests.store_support import (
-    acked, assert_stored_exactly_once, flow_env, free_port, kill_flows, publish, run_flow, scrape_text, stream_counts, trades,
-    wait_for,
+    acked, assert_stored_exactly_once, flow_env, free_port, kill_flows, last_seq, publish, run_flow, scrape_text,
+    stream_counts, trades, wait_for,
 )
 
 
@@ -179,21 +179,26 @@ def test_kill_9_of_the_store_mid_run_then_a_restart_stores_every_message_once(tm
     with SimulatorThread(SimSettings(seed=21, symbols=("BTC-USDT",))) as simulator, \
             EmbeddedNatsServer(tmp_path / "nats") as server:
         collector_env = flow_env(simulator, server.url, tmp_path / "collector", MARKETPRISM_SINKS="nats",
-                             MARKETPRISM_RUN_SECONDS="45")
+                             MARKETPRISM_RUN_SECONDS="120", MARKETPRISM_END_ON_SIGTERM="true")
         store_env = flow_env(simulator, server.url, tmp_path / "store", MARKETPRISM_STORE_ACK_WAIT_S="5")
         collector = run_flow("flows.collect", collector_env, tmp_path / "collector.log")
         store = run_flow("flows.store", store_env, tmp_path / "store.log")
-        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > 300, "the store to store some deltas")
+        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > 150, "the store to store some deltas")
         store.send_signal(signal.SIGKILL)
         store.wait(30)
         killed_at = acked(server.url, "ORDERBOOK_DELTA")
         published = stream_counts(server.url)["pure_delta"]
         wait_for(lambda: stream_counts(server.url)["pure_delta"] > published + 150, "the collector to go on")
         assert collector.poll() is None, "the collector must still run when the store comes back"
+        published_by_now = last_seq(server.url, "ORDERBOOK_DELTA")
         store = run_flow("flows.store", store_env, tmp_path / "store.log")  # on the killed one's metrics port
         wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > killed_at, "the restarted store to store")
         metrics = f"http://127.0.0.1:{store_env['MARKETPRISM_STORE_METRICS_PORT']}/metrics"
         wait_for(lambda: "marketprism_store_stored_messages_total" in scrape_text(metrics), "its metrics endpoint")
+        # What waited while no store ran, and what came after its restart: then the run ends
+        # (SIGTERM: the collector's sinks flushed, exit status 0).
+        wait_for(lambda: acked(server.url, "ORDERBOOK_DELTA") > published_by_now, "the restarted store to catch up")
+        collector.send_signal(signal.SIGTERM)
         assert collector.wait(120) == 0, (tmp_path / "collector.log").read_text()[-3000:]
         store.send_signal(signal.SIGTERM)  # store what the streams hold, then stop
         assert store.wait(120) == 0, (tmp_path / "store.log").read_text()[-3000:]

@@ -19,7 +19,7 @@ from sim.server import SimulatorThread
 from sim.settings import SimSettings
 from connectors.nats_server import EmbeddedNatsServer
 from tests.clickhouse_support import ClickHouseServer, compat_create_sql, server_binary_or_skip
-from tests.store_support import STORED, acked, flow_env, kill_flows, run_flow, stream_counts, wait_for
+from tests.store_support import STORED, acked, flow_env, kill_flows, last_seq, run_flow, stream_counts, wait_for
 from tests.tls_support import certificates
 
 DATABASE = "store_outage"
@@ -53,10 +53,12 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
         client.execute(f"CREATE DATABASE {DATABASE}")
         for table in TABLES.values():
             client.execute(compat_create_sql(table, DATABASE))
+        client.disconnect()
         with SimulatorThread(SimSettings(seed=5, symbols=("BTC-USDT",))) as simulator, \
                 EmbeddedNatsServer(tmp_path / "nats") as nats_server:
             collector = run_flow("flows.collect", flow_env(simulator, nats_server.url, tmp_path / "collector",
-                                                    MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="40"),
+                                                    MARKETPRISM_SINKS="nats", MARKETPRISM_RUN_SECONDS="120",
+                                                    MARKETPRISM_END_ON_SIGTERM="true"),
                               tmp_path / "collector.log")
             store = run_flow("flows.store", flow_env(
                 simulator, nats_server.url, tmp_path / "store", MARKETPRISM_CLICKHOUSE_URL=clickhouse.secure_url,
@@ -65,13 +67,19 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
                 MARKETPRISM_CLICKHOUSE_DATABASE=DATABASE, MARKETPRISM_STORE_MANAGE_SCHEMA="false",
                 MARKETPRISM_STORE_ACK_WAIT_S="5",
             ), tmp_path / "store.log")
-            wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > 200, "the store to store some deltas")
+            wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > 100, "the store to store some deltas")
             rate_before = _published_per_s(nats_server.url)
             clickhouse.kill()
             stored_before = acked(nats_server.url, "ORDERBOOK_DELTA")
             rate_during = _published_per_s(nats_server.url)
             stored_during = acked(nats_server.url, "ORDERBOOK_DELTA") - stored_before
             clickhouse.start()
+            # Back: the store stores what waited through the outage, then what came after it;
+            # then the collector's run ends (SIGTERM: its sinks flushed, exit status 0).
+            published_by_now = last_seq(nats_server.url, "ORDERBOOK_DELTA")
+            wait_for(lambda: acked(nats_server.url, "ORDERBOOK_DELTA") > published_by_now,
+                     "the store to catch up after the outage", timeout_s=120)
+            collector.send_signal(signal.SIGTERM)
             assert collector.wait(120) == 0, (tmp_path / "collector.log").read_text()[-3000:]
             store.send_signal(signal.SIGTERM)
             assert store.wait(180) == 0, (tmp_path / "store.log").read_text()[-3000:]
@@ -85,6 +93,7 @@ def test_a_clickhouse_outage_neither_slows_the_collector_nor_loses_a_message(tmp
             # 18.16 has no insert_deduplication_token: a batch the server took just before it was
             # killed, and that the store then sent again, is there twice until parts merge.
             assert rows - distinct <= max(50, rows // 20), (kind, rows, distinct)
+        client.disconnect()  # a connection left open holds the server's SIGTERM shutdown for its 10 s timeout
         store_log = (tmp_path / "store.log").read_text()
         assert store_log.count(f"connected to {clickhouse.secure_url}") >= 2  # the TLS-only port, before and after the outage
         assert clickhouse.password not in store_log
