@@ -28,7 +28,7 @@ from operators.wire import OkxBookMessage, OkxDeepBook
 from schemas.events import BookFull, QualityEvent, QualityKind, SourceAction, UpdateType
 
 
-# How many applied (prevSeqId, seqId) pairs are remembered to recognise repeats.
+# How many applied messages' (prevSeqId, seqId, exchange time) are remembered to recognise repeats.
 RECENT_IDS = 256
 
 
@@ -40,7 +40,7 @@ class OkxBookSync(SyncMachine):
         self.seq_id: int | None = None
         self.prev_seq_id: int | None = None
         self.checksum: int | None = None
-        self._recent: deque[tuple[int, int]] = deque(maxlen=RECENT_IDS)
+        self._recent: deque[tuple[int, int, int | None]] = deque(maxlen=RECENT_IDS)
         self._deep: OkxDeepBook | None = None
         self.applied = 0
         self.window = self.settings.depth
@@ -119,8 +119,13 @@ class OkxBookSync(SyncMachine):
             detail = f"an update without seqId/prevSeqId after seqId={self.seq_id}"
             return self.fault("missing_seq_id", detail, self.seq_id, msg.recv_ns)
         if seq is not None and prev is not None and self.seq_id is not None:
+            if seq < prev and (prev, seq, msg.exchange_ms) in self._recent:
+                # A reset applied already, delivered again once the new chain has climbed back
+                # to its prevSeqId: the ids alone would pass it as a new reset (which they may
+                # legally repeat), its exchange time says it is the same message.
+                return []
             if prev != self.seq_id:
-                if (prev, seq) in self._recent:
+                if self._applied_ids(prev, seq):
                     return []  # an applied message delivered again
                 self.stats.gaps += 1
                 detail = f"expected prevSeqId={self.seq_id}, got prevSeqId={prev} seqId={seq}"
@@ -157,7 +162,11 @@ class OkxBookSync(SyncMachine):
 
     def _remember(self, msg: OkxBookMessage) -> None:
         if msg.seq_id is not None and msg.prev_seq_id is not None:
-            self._recent.append((msg.prev_seq_id, msg.seq_id))
+            self._recent.append((msg.prev_seq_id, msg.seq_id, msg.exchange_ms))
+
+    def _applied_ids(self, prev: int, seq: int) -> bool:
+        """A message with these ids was applied lately (in the current chain of ids)."""
+        return any(applied_prev == prev and applied_seq == seq for applied_prev, applied_seq, _ in self._recent)
 
     def _keep_window(self, window: int) -> None:
         # Never below the window: the venue still maintains those levels and checksums them.

@@ -250,7 +250,8 @@ class OkxMsg:
     checksum: int
     book: RefBook = field(repr=False)
 
-    def wire(self, recv_ns: int) -> OkxBookMessage:
+    def wire(self, recv_ns: int, sent_ns: int | None = None) -> OkxBookMessage:
+        """The message as received at `recv_ns`; `sent_ns` dates it (a repeat keeps its own)."""
         return OkxBookMessage(
             self.kind == "snapshot",
             OKX_WINDOW,
@@ -261,7 +262,7 @@ class OkxMsg:
             self.checksum,
             self.seq,
             self.prev,
-            exchange_ms(recv_ns),
+            exchange_ms(recv_ns if sent_ns is None else sent_ns),
             recv_ns,
         )
 

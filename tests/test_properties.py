@@ -350,10 +350,13 @@ class OkxRun:
         self.seq: int | None = None
         self.last_full_ns: int | None = None
         self.verified = self.unverified = 0
+        self.first_received: dict[int, int] = {}
 
     def feed(self, msg: OkxMsg, duplicate: bool = False, fault: QualityKind | None = None) -> list[object]:
         self.recv_ns += STEP_NS
-        out = self.machine.on_book(msg.wire(self.recv_ns))
+        # A repeat is the same message again: it carries the exchange time of its first delivery.
+        sent_ns = self.first_received.setdefault(id(msg), self.recv_ns)
+        out = self.machine.on_book(msg.wire(self.recv_ns, sent_ns))
         assert [summary(event) for event in out] == self._expect(msg, duplicate, fault)
         assert self.machine.synced == self.synced
         if self.synced:
