@@ -1,11 +1,11 @@
-/* Binance combined-stream frames read into rows, in C: the book tickers, trades and diffs
-   that make up nearly all of a recording.
+/* Binance combined-stream frames read into columns of fields, in C: the book tickers,
+   trades and diffs that make up nearly all of a recording.
 
-   A row is the tuple of the typed payload's fields (operators.binance_columns.ROW_FIELDS),
-   `unset` where a field is absent: exactly what msgspec's typed payload would hold. Only
+   Each field of the typed payload (operators.binance_columns.ROW_FIELDS) is a column,
+   `unset` where a frame lacks it: exactly what msgspec's typed payload would hold. Only
    frames of one strict shape are read here: `{"stream":"...","data":{...}}` with no
    whitespace, no escapes, ASCII only, each field once, integers within int64 and written
-   as JSON integers. Every other frame answers None, and Python reads it with msgspec, so
+   as JSON integers. Every other frame is left unread, and Python reads it with msgspec, so
    this file never decides anything the typed path would decide differently.
 */
 #define PY_SSIZE_T_CLEAN
@@ -136,96 +136,112 @@ static PyObject *read_value(Cursor *c, int type)
     return NULL;
 }
 
-/* The row of one frame, or NULL when the frame is not of the strict shape (no error set)
-   or on a memory error (error set). */
-static PyObject *read_frame(PyObject *text, PyObject *unset)
+static void forget(PyObject **fields)
+{
+    for (int field = 0; field < FIELDS; field++)
+        Py_CLEAR(fields[field]);
+}
+
+/* One frame's fields (NULL where absent) when the frame is of the strict shape: 1; 0 when
+   it is not (no error set, `fields` all NULL), -1 on a memory error. */
+static int read_frame(PyObject *text, PyObject **fields)
 {
     if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text))
-        return NULL;
+        return 0;
     Cursor c = {(const char *)PyUnicode_1BYTE_DATA(text), NULL};
     c.end = c.at + PyUnicode_GET_LENGTH(text);
     if (!take(&c, "{\"stream\":", 10))
-        return NULL;
+        return 0;
     PyObject *stream = read_text(&c);
     if (stream == NULL)
-        return NULL;
+        goto refused;
     Py_DECREF(stream);
     if (!take(&c, ",\"data\":{", 9))
-        return NULL;
-    PyObject *row = PyTuple_New(FIELDS);
-    if (row == NULL)
-        return NULL;
+        return 0;
     if (!take(&c, "}", 1)) {
         do {
             if (c.end - c.at < 4 || c.at[0] != '"' || c.at[2] != '"' || c.at[3] != ':')
-                goto fail;
+                goto refused;
             int field = 0;
             while (field < FIELDS && field_of[field].name != c.at[1])
                 field++;
-            if (field == FIELDS || PyTuple_GET_ITEM(row, field) != NULL)
-                goto fail; /* a field the fast path does not read, or one given twice */
+            if (field == FIELDS || fields[field] != NULL)
+                goto refused; /* a field the fast path does not read, or one given twice */
             c.at += 4;
-            PyObject *value = read_value(&c, field_of[field].type);
-            if (value == NULL)
-                goto fail;
-            PyTuple_SET_ITEM(row, field, value);
+            fields[field] = read_value(&c, field_of[field].type);
+            if (fields[field] == NULL)
+                goto refused;
         } while (take(&c, ",", 1));
         if (!take(&c, "}", 1))
-            goto fail;
+            goto refused;
     }
     if (!take(&c, "}", 1) || c.at != c.end)
-        goto fail;
-    PyObject *event = PyTuple_GET_ITEM(row, F_E_TYPE);
+        goto refused;
+    PyObject *event = fields[F_E_TYPE];
     if (event != NULL && !(PyUnicode_CompareWithASCIIString(event, "trade") == 0
                            || PyUnicode_CompareWithASCIIString(event, "depthUpdate") == 0))
-        goto fail; /* klines, aggTrades and the rest are read one by one */
-    for (int field = 0; field < FIELDS; field++)
-        if (PyTuple_GET_ITEM(row, field) == NULL)
-            PyTuple_SET_ITEM(row, field, Py_NewRef(unset));
-    return row;
-fail:
-    Py_DECREF(row); /* a tuple with empty slots deallocates cleanly */
-    return NULL;
+        goto refused; /* klines, aggTrades and the rest are read one by one */
+    return 1;
+refused:
+    forget(fields);
+    if (PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_MemoryError))
+            return -1;
+        PyErr_Clear(); /* an int Python refused to build: Python reads the frame */
+    }
+    return 0;
 }
 
-PyDoc_STRVAR(binance_rows_doc,
-"binance_rows(texts, unset) -> list[tuple | None]\n\n"
-"Each frame's row of typed fields (`unset` where absent), or None where Python must read\n"
-"the frame itself.");
+PyDoc_STRVAR(binance_columns_doc,
+"binance_columns(texts, unset) -> (columns, unread)\n\n"
+"The frames' typed fields as columns (one list per field of ROW_FIELDS, `unset` where a\n"
+"frame lacks the field, None for the frames not read) and the positions of the frames\n"
+"Python must read itself.");
 
-static PyObject *binance_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *binance_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "binance_rows takes a list of texts and the unset marker");
+        PyErr_SetString(PyExc_TypeError, "binance_columns takes a list of texts and the unset marker");
         return NULL;
     }
     PyObject *texts = args[0], *unset = args[1];
     Py_ssize_t count = PyList_GET_SIZE(texts);
-    PyObject *rows = PyList_New(count);
-    if (rows == NULL)
-        return NULL;
-    for (Py_ssize_t at = 0; at < count; at++) {
-        PyObject *row = read_frame(PyList_GET_ITEM(texts, at), unset);
-        if (row == NULL) {
-            if (PyErr_Occurred()) {
-                if (!PyErr_ExceptionMatches(PyExc_MemoryError)) {
-                    PyErr_Clear(); /* an int Python refused to build: Python reads the frame */
-                }
-                else {
-                    Py_DECREF(rows);
-                    return NULL;
-                }
-            }
-            row = Py_NewRef(Py_None);
-        }
-        PyList_SET_ITEM(rows, at, row);
+    PyObject *columns = PyTuple_New(FIELDS), *unread = PyList_New(0), *answer = NULL;
+    if (columns == NULL || unread == NULL)
+        goto done;
+    for (int field = 0; field < FIELDS; field++) {
+        PyObject *column = PyList_New(count);
+        if (column == NULL)
+            goto done;
+        PyTuple_SET_ITEM(columns, field, column);
     }
-    return rows;
+    for (Py_ssize_t at = 0; at < count; at++) {
+        PyObject *fields[FIELDS] = {NULL};
+        int read = read_frame(PyList_GET_ITEM(texts, at), fields);
+        if (read < 0)
+            goto done;
+        if (read == 0) {
+            PyObject *position = PyLong_FromSsize_t(at);
+            int appended = position == NULL ? -1 : PyList_Append(unread, position);
+            Py_XDECREF(position);
+            if (appended < 0)
+                goto done;
+        }
+        for (int field = 0; field < FIELDS; field++) {
+            PyObject *value = fields[field] != NULL ? fields[field] : Py_NewRef(read ? unset : Py_None);
+            PyList_SET_ITEM(PyTuple_GET_ITEM(columns, field), at, value);
+        }
+    }
+    answer = PyTuple_Pack(2, columns, unread);
+done:
+    Py_XDECREF(columns); /* columns not yet filled hold NULLs, which a list deallocates cleanly */
+    Py_XDECREF(unread);
+    return answer;
 }
 
 static PyMethodDef methods[] = {
-    {"binance_rows", (PyCFunction)(void (*)(void))binance_rows, METH_FASTCALL, binance_rows_doc},
+    {"binance_columns", (PyCFunction)(void (*)(void))binance_columns, METH_FASTCALL, binance_columns_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,7 +1,7 @@
 """The compiled Binance frame reader reads each frame as JSON says it is, or leaves it.
 
-Why: `operators/_binance_frames.c` turns nearly every Binance frame of a replay into a row
-of typed fields. A row it gives must hold exactly what the frame says (judged here against
+Why: `operators/_binance_frames.c` reads nearly every Binance frame of a replay into
+columns of typed fields. The fields it reads of a frame must hold exactly what the frame says (judged here against
 Python's json reading of the same text) and what msgspec's typed payload would hold, and the
 frames it leaves must be few on real captures, or the fast path would not be the path.
 """
@@ -44,8 +44,14 @@ def truth_row(text: str) -> tuple[Any, ...] | None:
 
 
 def rows_of(texts: list[str]) -> list[tuple[Any, ...] | None]:
+    """Each frame's fields as the compiled reader's columns hold them, or None where it left
+    the frame to Python (whose columns then hold None)."""
     assert FRAMES is not None, "operators/_binance_frames.c was not built; run `pip install -e .`"
-    return FRAMES.binance_rows(texts, UNSET)  # type: ignore[no-any-return]
+    columns, unread = FRAMES.binance_columns(texts, UNSET)
+    assert len(columns) == len(ROW_FIELDS) and all(len(column) == len(texts) for column in columns)
+    left = set(unread)
+    assert all(column[at] is None for column in columns for at in left)
+    return [None if at in left else tuple(column[at] for column in columns) for at in range(len(texts))]
 
 
 def _binance_frames(path: Path) -> list[str]:
