@@ -47,7 +47,7 @@ def decode_typed_chunk_keyed(items: list[object]) -> tuple[list[str | None], lis
     binance = _binance_frames(items)
     typed = decode_typed_chunk([items[at] for at in binance], normalized_symbol, KLINE_INTERVAL)  # type: ignore[misc]
     if type(binance) is range and None not in typed:
-        return list(map(book_key, map(_VENUE, items), map(_SYMBOL, typed))), list(map(_MESSAGE, typed))  # type: ignore[arg-type]
+        return _book_keys(items, list(map(_SYMBOL, typed))), list(map(_MESSAGE, typed))  # type: ignore[arg-type]
     keys: list[str | None] = [None] * len(items)
     messages: list[object] = [None] * len(items)
     for at, answer in zip(binance, typed):
@@ -55,6 +55,16 @@ def decode_typed_chunk_keyed(items: list[object]) -> tuple[list[str | None], lis
             keys[at] = book_key(items[at].venue, answer[0])  # type: ignore[attr-defined]
             messages[at] = answer[1]
     return keys, messages
+
+
+def _book_keys(items: list[object], symbols: list[str]) -> list[str]:
+    """Each item's book key: by one dict lookup per item when the chunk is of one venue."""
+    venues = set(map(_VENUE, items))
+    if len(venues) != 1:
+        return list(map(book_key, map(_VENUE, items), symbols))
+    venue = venues.pop()
+    key_of = {symbol: book_key(venue, symbol) for symbol in set(symbols)}
+    return list(map(key_of.__getitem__, symbols))
 
 
 def _binance_frames(items: list[object]) -> list[int] | range:
