@@ -144,9 +144,9 @@ static void forget(PyObject **fields)
 
 /* One frame's fields (NULL where absent) when the frame is of the strict shape: 1; 0 when
    it is not (no error set, `fields` all NULL), -1 on a memory error. */
-static int read_frame(PyObject *text, PyObject **fields)
+static int read_frame(PyObject *text, Py_ssize_t max_length, PyObject **fields)
 {
-    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text))
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text) || PyUnicode_GET_LENGTH(text) > max_length)
         return 0;
     Cursor c = {(const char *)PyUnicode_1BYTE_DATA(text), NULL};
     c.end = c.at + PyUnicode_GET_LENGTH(text);
@@ -193,19 +193,22 @@ refused:
 }
 
 PyDoc_STRVAR(binance_columns_doc,
-"binance_columns(texts, unset) -> (columns, unread)\n\n"
+"binance_columns(texts, unset, max_length) -> (columns, unread)\n\n"
 "The frames' typed fields as columns (one list per field of ROW_FIELDS, `unset` where a\n"
 "frame lacks the field, None for the frames not read) and the positions of the frames\n"
-"Python must read itself.");
+"Python must read itself (frames longer than max_length among them).");
 
 static PyObject *binance_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "binance_columns takes a list of texts and the unset marker");
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "binance_columns takes a list of texts, the unset marker and a length");
         return NULL;
     }
     PyObject *texts = args[0], *unset = args[1];
+    Py_ssize_t max_length = PyLong_AsSsize_t(args[2]);
+    if (max_length == -1 && PyErr_Occurred())
+        return NULL;
     Py_ssize_t count = PyList_GET_SIZE(texts);
     PyObject *columns = PyTuple_New(FIELDS), *unread = PyList_New(0), *answer = NULL;
     if (columns == NULL || unread == NULL)
@@ -218,7 +221,7 @@ static PyObject *binance_columns(PyObject *module, PyObject *const *args, Py_ssi
     }
     for (Py_ssize_t at = 0; at < count; at++) {
         PyObject *fields[FIELDS] = {NULL};
-        int read = read_frame(PyList_GET_ITEM(texts, at), fields);
+        int read = read_frame(PyList_GET_ITEM(texts, at), max_length, fields);
         if (read < 0)
             goto done;
         if (read == 0) {

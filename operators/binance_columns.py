@@ -22,7 +22,7 @@ from msgspec import UNSET, UnsetType
 from operators.binance_typed import Decoded, Payload, typed_message, typed_payload
 from operators.compiled_core import FRAMES
 from operators.levels import BadMessage, all_pairs_pass, exchange_times, parse_sides
-from operators.wire import DepthDiff
+from operators.wire import MAX_FRAME_BYTES, DepthDiff
 from schemas.columns import build_column
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
@@ -102,7 +102,7 @@ def _compiled_columns(raws: Sequence[RawEvent]) -> tuple[Columns, list[int]]:
     if FRAMES is None:
         return tuple([None] * len(raws) for _ in ROW_FIELDS), list(range(len(raws)))
     columns: Columns
-    columns, unread = FRAMES.binance_columns(list(map(_DATA, raws)), UNSET)
+    columns, unread = FRAMES.binance_columns(list(map(_DATA, raws)), UNSET, MAX_FRAME_BYTES)
     if set(map(_KIND, raws)) != _ONLY_WS:
         for at, raw in enumerate(raws):
             if raw.kind != "ws":

@@ -18,7 +18,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side, two_pairs_pass
-from operators.wire import DepthDiff
+from operators.wire import MAX_FRAME_BYTES, DepthDiff
 from schemas.events import Kline, Ticker, Trade
 from schemas.raw import RawEvent
 
@@ -164,7 +164,7 @@ def decode_typed(
 def typed_payload(raw: RawEvent) -> Payload | None:
     """The frame read into the typed shape, or None when only the general path may read it."""
     text = raw.data
-    if raw.kind != "ws" or "\\" in text:  # escapes: leave every question of text to orjson
+    if raw.kind != "ws" or len(text) > MAX_FRAME_BYTES or "\\" in text:  # escapes: every question of text is orjson's
         return None
     try:
         return decode_combined(text).data if text.startswith(COMBINED) else _decode_plain(text)

@@ -16,7 +16,6 @@ Keyed = tuple[str | None, object]
 _BINANCE_VENUES = frozenset({"binance", "binance_us"})
 _ONLY_RAW = {RawEvent}
 _VENUE = attrgetter("venue")
-_DATA = attrgetter("data")
 _SYMBOL = itemgetter(0)
 _MESSAGE = itemgetter(1)
 
@@ -69,13 +68,9 @@ def _book_keys(items: list[object], symbols: list[str]) -> list[str]:
 
 def _binance_frames(items: list[object]) -> list[int] | range:
     """Where the chunk's Binance frames of a readable size are: all of it, as a replay of
-    Binance usually is (checked by C loops), or the positions one by one."""
-    if (
-        items
-        and set(map(type, items)) == _ONLY_RAW
-        and set(map(_VENUE, items)) <= _BINANCE_VENUES
-        and max(map(len, map(_DATA, items))) <= MAX_FRAME_BYTES
-    ):
+    Binance usually is (checked by C loops; the typed path leaves oversized frames to the
+    general one), or the positions one by one."""
+    if items and set(map(type, items)) == _ONLY_RAW and set(map(_VENUE, items)) <= _BINANCE_VENUES:
         return range(len(items))
     return [
         at for at, item in enumerate(items)

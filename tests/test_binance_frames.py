@@ -22,6 +22,7 @@ from operators.binance_columns import ROW_FIELDS, as_row, decode_typed_chunk
 from operators.binance_typed import decode_typed, typed_payload
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol
 from operators.compiled_core import FRAMES
+from operators.wire import MAX_FRAME_BYTES
 from schemas.raw import RawEvent
 from sim.recording import generate_recording
 
@@ -47,7 +48,7 @@ def rows_of(texts: list[str]) -> list[tuple[Any, ...] | None]:
     """Each frame's fields as the compiled reader's columns hold them, or None where it left
     the frame to Python (whose columns then hold None)."""
     assert FRAMES is not None, "operators/_binance_frames.c was not built; run `pip install -e .`"
-    columns, unread = FRAMES.binance_columns(texts, UNSET)
+    columns, unread = FRAMES.binance_columns(texts, UNSET, MAX_FRAME_BYTES)
     assert len(columns) == len(ROW_FIELDS) and all(len(column) == len(texts) for column in columns)
     left = set(unread)
     assert all(column[at] is None for column in columns for at in left)
@@ -144,3 +145,11 @@ def test_a_chunk_answers_as_each_frame_alone(real_recordings: dict[str, Path]) -
         chunk = raws[start:start + 500]
         assert decode_typed_chunk(chunk, normalized_symbol, KLINE_INTERVAL) == [
             decode_typed(raw, normalized_symbol, KLINE_INTERVAL) for raw in chunk]
+
+
+def test_a_frame_longer_than_the_limit_is_left_to_the_general_path() -> None:
+    assert FRAMES is not None
+    text = '{"stream":"a","data":{"u":1,"s":"BTCUSDT","b":"1.0","B":"2","a":"1.1","A":"3"}}'
+    assert FRAMES.binance_columns([text], UNSET, len(text))[1] == []
+    assert FRAMES.binance_columns([text], UNSET, len(text) - 1)[1] == [0]
+    assert typed_payload(RawEvent(0, "binance", "c", "ws", None, None, "x" * (MAX_FRAME_BYTES + 1))) is None
