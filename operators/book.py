@@ -139,8 +139,13 @@ class OrderBook:
         self.asks = BookSide()
 
     def apply(self, bid_levels: LevelChanges, ask_levels: LevelChanges) -> None:
-        self.bids.apply(bid_levels)
-        self.asks.apply(ask_levels)
+        bids, asks = self.bids, self.asks
+        if CORE is not None:  # straight to the compiled core: once per update of every book
+            CORE.apply_changes(bids.keys, bids.wires, bid_levels.keys, bid_levels.wires)
+            CORE.apply_changes(asks.keys, asks.wires, ask_levels.keys, ask_levels.wires)
+            return
+        bids.apply_in_python(bid_levels)
+        asks.apply_in_python(ask_levels)
 
     def is_crossed(self) -> bool:
         """Best bid at or above best ask (ask keys are negated prices)."""

@@ -7,6 +7,8 @@ same object runs in tests, benchmarks and any other driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import compress
+from operator import not_
 
 from operators.binance_sync import BinanceBookSync
 from operators.okx_sync import OkxBookSync
@@ -63,7 +65,8 @@ class BookSync:
         kinds = list(map(type, msgs))
         events: list[object] = []
         start = 0
-        for at in [at for at, kind in enumerate(kinds) if kind not in _PASS_THROUGH] + [len(msgs)]:
+        book_messages = compress(range(len(kinds)), map(not_, map(_PASS_THROUGH.__contains__, kinds)))
+        for at in [*book_messages, len(msgs)]:
             if at > start:
                 run = msgs[start:at]
                 events += run
