@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -39,7 +38,7 @@ from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
-from flows.runtime import tune_garbage_collector
+from flows.runtime import set_on_sigterm, tune_garbage_collector
 from flows.features_step import feature_step
 from flows.status import StatusBoard, StatusBoardSink, store_metrics_url
 from flows.store_process import StoreProcess
@@ -207,16 +206,9 @@ def start_store(settings: CollectSettings, nats_url: str | None) -> StoreProcess
 
 
 def end_on_sigterm() -> threading.Event:
-    """An event set by SIGTERM: the run then ends as at `run_seconds` (sinks flushed, summary
-    written, exit status 0) instead of dying with what its sinks still hold."""
-    end = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("collect: SIGTERM, ending the run")
-        end.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    return end
+    """An event set by SIGTERM: the run then ends as at `run_seconds` (sinks flushed,
+    summary written, exit status 0)."""
+    return set_on_sigterm("collect: ending the run")
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import signal
 import threading
 
 import bytewax.operators as op
@@ -23,6 +22,7 @@ from connectors.acks import AckLedger
 from connectors.clickhouse import ClickHouseSink, journaled_acks
 from connectors.jetstream_source import ConsumerLimits, JetStreamSource
 from connectors.store_metrics import STORE_METRICS
+from flows.runtime import set_on_sigterm
 from flows.store_metrics import start_store_metrics
 from schemas.clickhouse import ClickHouseSettings
 from schemas.settings import StoreSettings
@@ -58,14 +58,7 @@ def build_flow(settings: StoreSettings, drain_and_stop: threading.Event | None =
 
 def stop_on_sigterm() -> threading.Event:
     """An event set by SIGTERM: the store then drains the streams and ends."""
-    stop = threading.Event()
-
-    def handler(signum: int, frame: object) -> None:
-        log.info("store: SIGTERM, storing what the streams hold, then stopping")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    return stop
+    return set_on_sigterm("store: storing what the streams hold, then stopping")
 
 
 def __getattr__(name: str) -> Dataflow:
