@@ -130,3 +130,15 @@ def test_a_short_price_converts_to_the_double_float_gives(text: str) -> None:
         return
     assert parsed is not None and parsed[0].keys == [float(text)]
     assert (parsed[0].wires[0] is None) == (float(text) == 0.0)
+
+
+def test_the_wires_a_book_keeps_are_out_of_the_garbage_collectors_care() -> None:
+    """A kept wire (a list of strings nobody changes) cannot be in a reference cycle; the
+    young collections that walked tens of thousands of them stalled the worker."""
+    import gc
+
+    assert CORE is not None
+    side = [["100.5", "2"], ["100.4", "0"], ["100.3", "1", "0", "1"]]
+    changes = CORE.parse_sides([side], [True], LevelChanges)[0]
+    assert [gc.is_tracked(level) for level in side] == [False, True, False]  # the removal stays as it was
+    assert changes.wires == [side[0], None, side[2]]
