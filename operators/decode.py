@@ -8,7 +8,7 @@ from operator import attrgetter, itemgetter
 from operators.binance_columns import decode_typed_chunk
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_binance
 from operators.okx_wire import decode_okx
-from operators.wire import MAX_FRAME_BYTES, Ignored, Rejected
+from operators.wire import Ignored, Rejected
 from schemas.raw import RawEvent
 
 Keyed = tuple[str | None, object]
@@ -42,11 +42,16 @@ def decode_typed_chunk_keyed(items: list[object]) -> tuple[list[str | None], lis
     """The typed path's answer for each item of a replay chunk (RawEvents and defects): its
     book key and message, or None as key where `decode` has the answer. The common Binance
     frames of a replay's millions in a few calls, their tickers, trades and diffs checked
-    column by column; a chunk the typed path answers whole is keyed by C loops."""
-    binance = _binance_frames(items)
+    column by column; a chunk the typed path answers whole is keyed by C loops. (The typed
+    path leaves oversized frames to the general one.)"""
+    venues = set(map(_VENUE, items)) if items and set(map(type, items)) == _ONLY_RAW else None
+    if venues is not None and venues <= _BINANCE_VENUES:  # a replay of Binance, as usual: all of it
+        binance: list[int] | range = range(len(items))
+    else:
+        binance = [at for at, item in enumerate(items) if type(item) is RawEvent and item.venue in _BINANCE_VENUES]
     typed = decode_typed_chunk([items[at] for at in binance], normalized_symbol, KLINE_INTERVAL)  # type: ignore[misc]
     if type(binance) is range and None not in typed:
-        return _book_keys(items, list(map(_SYMBOL, typed))), list(map(_MESSAGE, typed))  # type: ignore[arg-type]
+        return _book_keys(items, venues, list(map(_SYMBOL, typed))), list(map(_MESSAGE, typed))  # type: ignore[arg-type]
     keys: list[str | None] = [None] * len(items)
     messages: list[object] = [None] * len(items)
     for at, answer in zip(binance, typed):
@@ -56,23 +61,10 @@ def decode_typed_chunk_keyed(items: list[object]) -> tuple[list[str | None], lis
     return keys, messages
 
 
-def _book_keys(items: list[object], symbols: list[str]) -> list[str]:
+def _book_keys(items: list[object], venues: set[str], symbols: list[str]) -> list[str]:
     """Each item's book key: by one dict lookup per item when the chunk is of one venue."""
-    venues = set(map(_VENUE, items))
     if len(venues) != 1:
         return list(map(book_key, map(_VENUE, items), symbols))
-    venue = venues.pop()
+    venue = next(iter(venues))
     key_of = {symbol: book_key(venue, symbol) for symbol in set(symbols)}
     return list(map(key_of.__getitem__, symbols))
-
-
-def _binance_frames(items: list[object]) -> list[int] | range:
-    """Where the chunk's Binance frames of a readable size are: all of it, as a replay of
-    Binance usually is (checked by C loops; the typed path leaves oversized frames to the
-    general one), or the positions one by one."""
-    if items and set(map(type, items)) == _ONLY_RAW and set(map(_VENUE, items)) <= _BINANCE_VENUES:
-        return range(len(items))
-    return [
-        at for at, item in enumerate(items)
-        if type(item) is RawEvent and item.venue in _BINANCE_VENUES and len(item.data) <= MAX_FRAME_BYTES
-    ]
