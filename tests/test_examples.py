@@ -70,8 +70,13 @@ def test_feature_extractor_examples(published: str, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(features, "NATS_URL", published)
     full, incremental = features.RunnableOrderBookFeatureExtractor(), features.RunnableIncrementalFeatureExtractor()
-    asyncio.run(_run_until([full, incremental], lambda: len(full.images) >= 2 and len(incremental.predictions) >= 10))
-    features_made = full.feature_buffer + [f for batch in full.batches for f in batch]
+    def made() -> list[dict]:
+        return full.feature_buffer + [f for batch in full.batches for f in batch]
+
+    # Wait for everything asserted below, not only the images: the books arrive in a burst.
+    asyncio.run(_run_until([full, incremental],
+                           lambda: len(made()) >= 12 and len(full.images) >= 2 and len(incremental.predictions) >= 10))
+    features_made = made()
     assert len(features_made) >= 12
     first = features_made[0]
     assert first["symbol"] == "BTC-USDT" and first["price_features"]["spread"] > 0
