@@ -171,12 +171,17 @@ class Marks:
         return zip(self.at, self.ns)
 
 
+def _stage_group(subject: str) -> str:
+    """Full books and snapshots (hundreds of KB each) apart from everything else."""
+    return "full books" if _subject_kind(subject) in ("full", "snapshot") else "the rest"
+
+
 def _instrument() -> dict[str, Any]:
     """`--breakdown`: wrap the flow's steps (in this child only) to see where a message's time goes.
 
     Stages, each the time since the exchange message was received: `polled` (Bytewax took
     it from the source's queue), `at_sink` (its publications reached the NATS sink's
-    write_batch), `sent` (handed to nats-py), `acked` (JetStream's ack arrived). Steps: the
+    write_batch), `sent` (handed to nats-py), `acked` (JetStream's ack arrived), also apart for full books and snapshots. Steps: the
     worker's time per call in decode, book_sync and routing, by event type.
     """
     from nats.js.client import JetStreamContext
@@ -206,22 +211,26 @@ def _instrument() -> dict[str, Any]:
             polled.add(event.recv_ns, now - event.recv_ns)
         return batch
 
+    def mark(stage: str, subject: str, collected: int, now: int) -> None:
+        stages[stage].add(collected, now - collected)
+        stages[f"{stage} {_stage_group(subject)}"].add(collected, now - collected)
+
     def at_sink(values: list[Any]) -> None:
         now = time.time_ns()
         for pub in values:
             collected = _collected_ns(pub.data)
             if collected is not None:
-                stages["at_sink"].add(collected, now - collected)
+                mark("at_sink", pub.subject, collected, now)
 
     publish_async = JetStreamContext.publish_async
 
     async def sent(self: Any, subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
         collected = _collected_ns(payload)
         if collected is not None:
-            stages["sent"].add(collected, time.time_ns() - collected)
+            mark("sent", subject, collected, time.time_ns())
         future = await publish_async(self, subject, payload, *args, **kwargs)
         if collected is not None:
-            future.add_done_callback(lambda _: stages["acked"].add(collected, time.time_ns() - collected))
+            future.add_done_callback(lambda _: mark("acked", subject, collected, time.time_ns()))
         return future
 
     def timed(name: str, fn: Any, kind: Any) -> Any:
@@ -426,9 +435,11 @@ def _report_breakdown(result: dict[str, Any]) -> None:
     span = result["span_s"] or 1.0
     print("  breakdown (instrumented run; time since the exchange message was received):")
     for stage in ("polled", "at_sink", "sent", "acked"):
-        row = result["stages"].get(stage)
-        if row:
-            print(f"    {stage:<9} {row['n']:7,}   P50 {row['p50_ms']:7.2f}   P99 {row['p99_ms']:7.2f}   max {row['max_ms']:8.2f} ms")
+        for name in (stage, f"{stage} the rest", f"{stage} full books"):
+            row = result["stages"].get(name)
+            if row:
+                print(f"    {name:<19} {row['n']:7,}   P50 {row['p50_ms']:7.2f}   P99 {row['p99_ms']:7.2f}   "
+                      f"max {row['max_ms']:8.2f} ms")
     print("  worker time per step and event type (busiest first):")
     for name, row in sorted(result["steps"].items(), key=lambda kv: -kv[1]["total_ms"])[:10]:
         print(f"    {name:<28} {row['n']:7,} calls   P50 {row['p50_ms']:6.3f}   P99 {row['p99_ms']:6.3f}   "

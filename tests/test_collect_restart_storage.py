@@ -58,6 +58,12 @@ def _published(url: str) -> dict[str, int]:
     return {venue: counts.get(f"orderbook.pure_delta.{venue}.btc-usdt", 0) for venue in ("binance", "okx")}
 
 
+def _niceness_of_children(pid: int) -> list[int]:
+    """The niceness of each child process of `pid` (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [os.getpriority(os.PRIO_PROCESS, int(child)) for child in children]
+
+
 def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) -> None:
     with SimulatorThread(SimSettings(seed=9, symbols=("BTC-USDT",))) as simulator, \
             EmbeddedNatsServer(tmp_path / "nats") as server:
@@ -77,6 +83,8 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
         while market.update_id - started_at < 3000:  # about 8 s of market moves
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.1)
+        assert _niceness_of_children(first.pid) == [os.getpriority(os.PRIO_PROCESS, first.pid) + 10], \
+            "the store process does not run at a lower CPU priority than its collector"
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         killed_at = market.update_id
