@@ -1,8 +1,9 @@
 /* Binance combined-stream frames read into columns of fields, in C: the book tickers,
    trades and diffs that make up nearly all of a recording.
 
-   Each field of the typed payload (operators.binance_columns.ROW_FIELDS) is a column,
-   `unset` where a frame lacks it: exactly what msgspec's typed payload would hold. Only
+   The frames are gathered by group (tickers, trades, diffs), and each field a group's
+   builder reads (operators.binance_columns.GROUP_FIELDS) is a column of it, `unset`
+   where a frame lacks it: exactly what msgspec's typed payload would hold. Only
    frames of one strict shape are read here: `{"stream":"...","data":{...}}` with no
    whitespace, no escapes, ASCII only, each field once, integers within int64 and written
    as JSON integers. Every other frame is left unread, and Python reads it with msgspec, so
@@ -192,59 +193,173 @@ refused:
     return 0;
 }
 
-PyDoc_STRVAR(binance_columns_doc,
-"binance_columns(texts, unset, max_length) -> (columns, unread)\n\n"
-"The frames' typed fields as columns (one list per field of ROW_FIELDS, `unset` where a\n"
-"frame lacks the field, None for the frames not read) and the positions of the frames\n"
-"Python must read itself (frames longer than max_length among them).");
+/* The groups a frame of the strict shape falls in, by its event type (none: a book
+   ticker), and the fields each group's builder reads, in the builder's order. */
+enum { G_TICKER, G_TRADE, G_DIFF, GROUPS };
+#define MAX_GROUP_FIELDS 7
+static const int group_fields[GROUPS][MAX_GROUP_FIELDS + 1] = {
+    {F_S, F_LAST, F_B, F_B_SIZE, F_A, F_A_SIZE, F_E_TIME, -1},
+    {F_S, F_T_ID, F_P, F_Q, F_M, F_T_TIME, -1},
+    {F_S, F_FIRST, F_LAST, F_B, F_A, F_E_TIME, -1},
+};
 
-static PyObject *binance_columns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static int group_of(PyObject *event)
+{
+    if (event == NULL)
+        return G_TICKER;
+    return PyUnicode_CompareWithASCIIString(event, "trade") == 0 ? G_TRADE : G_DIFF;
+}
+
+static int append_new(PyObject *list, PyObject *item)
+{
+    int appended = item == NULL ? -1 : PyList_Append(list, item);
+    Py_XDECREF(item);
+    return appended;
+}
+
+/* groups[g] = (positions, (field list, ...)), the field lists in group_fields' order. */
+static PyObject *new_groups(void)
+{
+    PyObject *groups = PyTuple_New(GROUPS);
+    for (int g = 0; groups != NULL && g < GROUPS; g++) {
+        int width = 0;
+        while (group_fields[g][width] >= 0)
+            width++;
+        PyObject *fields = PyTuple_New(width);
+        PyObject *group = PyTuple_New(2);
+        if (fields == NULL || group == NULL) {
+            Py_XDECREF(fields);
+            Py_XDECREF(group);
+            Py_CLEAR(groups);
+            break;
+        }
+        PyTuple_SET_ITEM(groups, g, group);
+        PyTuple_SET_ITEM(group, 1, fields);
+        PyObject *positions = PyList_New(0);
+        PyTuple_SET_ITEM(group, 0, positions);
+        for (int f = 0; f < width; f++) {
+            PyObject *column = PyList_New(0);
+            PyTuple_SET_ITEM(fields, f, column);
+            if (column == NULL)
+                positions = NULL;
+        }
+        if (positions == NULL)
+            Py_CLEAR(groups);
+    }
+    return groups;
+}
+
+/* A frame read: its position and its group's fields appended to the group (`unset` where
+   the frame lacks one); the fields' references are taken over. */
+static int add_to_group(PyObject *groups, Py_ssize_t at, PyObject **fields, PyObject *unset)
+{
+    int g = group_of(fields[F_E_TYPE]);
+    PyObject *group = PyTuple_GET_ITEM(groups, g);
+    PyObject *columns = PyTuple_GET_ITEM(group, 1);
+    int failed = append_new(PyTuple_GET_ITEM(group, 0), PyLong_FromSsize_t(at)) < 0;
+    for (int f = 0; group_fields[g][f] >= 0; f++) {
+        PyObject **value = &fields[group_fields[g][f]];
+        if (!failed)
+            failed = append_new(PyTuple_GET_ITEM(columns, f), *value != NULL ? *value : Py_NewRef(unset)) < 0;
+        else
+            Py_XDECREF(*value);
+        *value = NULL;
+    }
+    forget(fields);
+    return failed ? -1 : 0;
+}
+
+PyDoc_STRVAR(binance_groups_doc,
+"binance_groups(texts, unset, max_length) -> (groups, unread)\n\n"
+"The frames read, by group (book tickers, trades, diffs): for each, the positions of its\n"
+"frames and one list per field its builder reads (`unset` where a frame lacks the field).\n"
+"`unread`: the positions of the frames Python must read itself (frames longer than\n"
+"max_length, and anything that is not a str, among them).");
+
+static PyObject *binance_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyLong_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "binance_columns takes a list of texts, the unset marker and a length");
+        PyErr_SetString(PyExc_TypeError, "binance_groups takes a list of texts, the unset marker and a length");
         return NULL;
     }
     PyObject *texts = args[0], *unset = args[1];
     Py_ssize_t max_length = PyLong_AsSsize_t(args[2]);
     if (max_length == -1 && PyErr_Occurred())
         return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(texts);
-    PyObject *columns = PyTuple_New(FIELDS), *unread = PyList_New(0), *answer = NULL;
-    if (columns == NULL || unread == NULL)
+    PyObject *groups = new_groups(), *unread = PyList_New(0), *answer = NULL;
+    if (groups == NULL || unread == NULL)
         goto done;
-    for (int field = 0; field < FIELDS; field++) {
-        PyObject *column = PyList_New(count);
-        if (column == NULL)
-            goto done;
-        PyTuple_SET_ITEM(columns, field, column);
-    }
-    for (Py_ssize_t at = 0; at < count; at++) {
+    for (Py_ssize_t at = 0; at < PyList_GET_SIZE(texts); at++) {
         PyObject *fields[FIELDS] = {NULL};
         int read = read_frame(PyList_GET_ITEM(texts, at), max_length, fields);
         if (read < 0)
             goto done;
-        if (read == 0) {
-            PyObject *position = PyLong_FromSsize_t(at);
-            int appended = position == NULL ? -1 : PyList_Append(unread, position);
-            Py_XDECREF(position);
-            if (appended < 0)
-                goto done;
-        }
-        for (int field = 0; field < FIELDS; field++) {
-            PyObject *value = fields[field] != NULL ? fields[field] : Py_NewRef(read ? unset : Py_None);
-            PyList_SET_ITEM(PyTuple_GET_ITEM(columns, field), at, value);
-        }
+        if ((read ? add_to_group(groups, at, fields, unset) : append_new(unread, PyLong_FromSsize_t(at))) < 0)
+            goto done;
     }
-    answer = PyTuple_Pack(2, columns, unread);
+    answer = PyTuple_Pack(2, groups, unread);
 done:
-    Py_XDECREF(columns); /* columns not yet filled hold NULLs, which a list deallocates cleanly */
+    Py_XDECREF(groups);
     Py_XDECREF(unread);
     return answer;
 }
 
+PyDoc_STRVAR(place_doc,
+"place(count, pieces, fill) -> list\n\n"
+"A list of `count` items, `fill` where no piece puts one: each piece is (positions,\n"
+"values) and puts values[i] at positions[i].");
+
+static PyObject *place(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3 || !PyLong_Check(args[0]) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "place takes a count, a list of (positions, values) and a fill");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[0]);
+    if (count < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "place: a negative count");
+        return NULL;
+    }
+    PyObject *out = PyList_New(count);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t at = 0; at < count; at++)
+        PyList_SET_ITEM(out, at, Py_NewRef(args[2]));
+    PyObject *pieces = args[1];
+    for (Py_ssize_t p = 0; p < PyList_GET_SIZE(pieces); p++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, p);
+        PyObject *positions, *values;
+        if (!PyTuple_CheckExact(piece) || PyTuple_GET_SIZE(piece) != 2
+            || !PyList_CheckExact(positions = PyTuple_GET_ITEM(piece, 0))
+            || !PyList_CheckExact(values = PyTuple_GET_ITEM(piece, 1))
+            || PyList_GET_SIZE(positions) != PyList_GET_SIZE(values)) {
+            PyErr_SetString(PyExc_TypeError, "place: each piece is a tuple of two lists of one length");
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(positions); i++) {
+            Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(positions, i));
+            if (at < 0 || at >= count) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_IndexError, "place: a position out of range");
+                goto fail;
+            }
+            PyObject *old = PyList_GET_ITEM(out, at);
+            PyList_SET_ITEM(out, at, Py_NewRef(PyList_GET_ITEM(values, i)));
+            Py_DECREF(old);
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
-    {"binance_columns", (PyCFunction)(void (*)(void))binance_columns, METH_FASTCALL, binance_columns_doc},
+    {"binance_groups", (PyCFunction)(void (*)(void))binance_groups, METH_FASTCALL, binance_groups_doc},
+    {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
     {NULL, NULL, 0, NULL},
 };
 

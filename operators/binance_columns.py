@@ -2,19 +2,19 @@
 
 `operators.binance_typed` answers one frame at a time. A recording is mostly book tickers,
 trades and diffs, and checking them one by one costs more Python than reading them: here
-a chunk's frames are read into columns of fields in one C loop (`operators/_binance_frames.c`,
-msgspec for the frames it leaves), and its tickers, trades and diffs are checked as
-columns (`operators.levels.all_pairs_pass`, `exchange_times`, `parse_sides`) and built
-with one `map` each. The answers are `decode_typed`'s, frame for frame: a column that
-fails any check goes back to `typed_message` one frame at a time (which finds, or defers,
-the fault), and klines and aggTrades always go that way.
+a chunk's frames are gathered into groups (tickers, trades, diffs), each a column per
+field, in one C loop (`operators/_binance_frames.c`, msgspec for the frames it leaves);
+each group is checked column by column (`operators.levels.all_pairs_pass`,
+`exchange_times`, `parse_sides`) and built with one `map`, and the answers are put back
+in the chunk's order by another C loop. The answers are `decode_typed`'s, frame for
+frame: a group that fails any check goes back to `typed_message` one frame at a time
+(which finds, or defers, the fault), and klines and aggTrades always go that way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import compress, repeat
-from operator import attrgetter, eq, gt
+from operator import attrgetter, gt
 from typing import Any
 
 from msgspec import UNSET, UnsetType
@@ -27,15 +27,12 @@ from schemas.columns import build_column
 from schemas.events import Ticker, Trade
 from schemas.raw import RawEvent
 
-# The typed payload's fields, in the order of the columns a chunk is read into.
-ROW_FIELDS = ("e", "E", "s", "U", "u", "b", "a", "B", "A", "t", "p", "q", "T", "m", "M")
-Columns = tuple[list[Any], ...]
-as_row: Callable[[Payload], tuple[Any, ...]] = attrgetter(*ROW_FIELDS)
-_EVENT = ROW_FIELDS.index("e")
-# The fields each column builder reads, in its order.
-_TICKER_FIELDS = tuple(map(ROW_FIELDS.index, ("s", "u", "b", "B", "a", "A", "E")))
-_TRADE_FIELDS = tuple(map(ROW_FIELDS.index, ("s", "t", "p", "q", "m", "T")))
-_DIFF_FIELDS = tuple(map(ROW_FIELDS.index, ("s", "U", "u", "b", "a", "E")))
+# The groups a frame of a chunk falls in (by its event type `e`; absent: a book ticker),
+# and the payload's fields each group's builder reads, in its order (the compiled reader's too).
+GROUP_OF: dict[object, int] = {UNSET: 0, "trade": 1, "depthUpdate": 2}
+GROUP_FIELDS = (("s", "u", "b", "B", "a", "A", "E"), ("s", "t", "p", "q", "m", "T"), ("s", "U", "u", "b", "a", "E"))
+Group = tuple[list[int], tuple[list[Any], ...]]  # positions in the chunk, then one list per field
+_GROUP_ROWS: tuple[Callable[[Payload], tuple[Any, ...]], ...] = tuple(attrgetter(*names) for names in GROUP_FIELDS)
 _DATA = attrgetter("data")
 _KIND = attrgetter("kind")
 _VENUE = attrgetter("venue")
@@ -45,7 +42,7 @@ _ONLY_WS = {"ws"}
 _ONLY_INT = {int}
 _ONLY_UNSET = {UnsetType}
 
-# How a column is checked and built: its frames as received, their fields (in the builder's
+# How a group is checked and built: its frames as received, their fields (in the builder's
 # order, each a list) -> answers, or None.
 Builder = Callable[[list[RawEvent], list[list[Any]], Callable[[str], str]], list[Decoded] | None]
 
@@ -54,61 +51,76 @@ def decode_typed_chunk(
     raws: Sequence[RawEvent], normalized: Callable[[str], str], interval_ok: Callable[[str], object]
 ) -> list[Decoded | None]:
     """`[decode_typed(raw, normalized, interval_ok) for raw in raws]`, the same answers.
-    Frames are sorted into their columns, and the answers put back in place, by C loops."""
-    columns, one_by_one = read_columns(raws)
-    at_all = range(len(raws))
-    kinds = list(map(_COLUMN_OF.get, columns[_EVENT]))
-    answers: dict[int, Decoded | None] = {}
-    for kind, (build, fields) in enumerate(_BUILDERS):
-        where = list(compress(at_all, map(eq, kinds, repeat(kind))))
-        if not where:
+    Frames are sorted into their groups, and the answers put back in place, by C loops."""
+    groups, one_by_one = read_groups(raws)
+    pieces: list[tuple[list[int], list[Decoded | None]]] = []
+    for build, (positions, fields) in zip(_BUILDERS, groups):
+        if not positions:
             continue
-        column_raws = list(map(raws.__getitem__, where))
-        built = build(column_raws, [list(map(columns[field].__getitem__, where)) for field in fields], normalized)
+        group_raws = list(map(raws.__getitem__, positions))
+        built = build(group_raws, list(fields), normalized)
         if built is None:  # some frame fails a check: each one answers for itself
             built = [
                 None if payload is None else typed_message(raw, payload, normalized, interval_ok)
-                for raw, payload in zip(column_raws, map(typed_payload, column_raws))
+                for raw, payload in zip(group_raws, map(typed_payload, group_raws))
             ]
-        answers.update(zip(where, built))
-    for at, payload in one_by_one.items():
-        answers[at] = typed_message(raws[at], payload, normalized, interval_ok)
-    return list(map(answers.get, at_all))
+        pieces.append((positions, built))
+    if one_by_one:
+        pieces.append((list(one_by_one), [typed_message(raws[at], payload, normalized, interval_ok)
+                                          for at, payload in one_by_one.items()]))
+    return place(len(raws), pieces)
 
 
-def read_columns(raws: Sequence[RawEvent]) -> tuple[Columns, dict[int, Payload]]:
-    """What `typed_payload` reads of each frame, as one list per field of ROW_FIELDS: the
-    fields of each book ticker, trade and diff (UNSET where absent; None at frames it reads
-    nothing of, or reads one by one), and the payloads of the frames it reads one by one
-    (klines, aggTrades), by position. The compiled reader takes the frames of the usual
-    shape; msgspec reads the rest, so the answer does not depend on which one ran."""
-    columns, unread = _compiled_columns(raws)
+def read_groups(raws: Sequence[RawEvent]) -> tuple[tuple[Group, ...], dict[int, Payload]]:
+    """What `typed_payload` reads of each frame: the book tickers', trades' and diffs' fields
+    by group (UNSET where absent), and the payloads of the frames read one by one (klines,
+    aggTrades), by position. The compiled reader takes the frames of the usual shape;
+    msgspec reads the rest, so the answer does not depend on which one ran."""
+    groups, unread = _compiled_groups(raws)
     one_by_one: dict[int, Payload] = {}
     for at in unread:
         payload = typed_payload(raws[at])
         if payload is None:
             continue
-        if payload.e in _COLUMN_OF:
-            for column, value in zip(columns, as_row(payload)):
-                column[at] = value
-        else:
+        group = GROUP_OF.get(payload.e)
+        if group is None:
             one_by_one[at] = payload
-    return columns, one_by_one
+            continue
+        positions, fields = groups[group]
+        positions.append(at)  # builders answer frame by frame: the order within a group is free
+        for column, value in zip(fields, _GROUP_ROWS[group](payload)):
+            column.append(value)
+    return groups, one_by_one
 
 
-def _compiled_columns(raws: Sequence[RawEvent]) -> tuple[Columns, list[int]]:
-    """The columns the compiled reader fills and the positions it leaves to Python; only
+def _compiled_groups(raws: Sequence[RawEvent]) -> tuple[tuple[Group, ...], list[int]]:
+    """The groups the compiled reader fills and the positions it leaves to Python; only
     websocket frames are read typed."""
     if FRAMES is None:
-        return tuple([None] * len(raws) for _ in ROW_FIELDS), list(range(len(raws)))
-    columns: Columns
-    columns, unread = FRAMES.binance_columns(list(map(_DATA, raws)), UNSET, MAX_FRAME_BYTES)
+        empty = tuple(([], tuple([] for _ in names)) for names in GROUP_FIELDS)
+        return empty, list(range(len(raws)))  # type: ignore[return-value]
+    texts = list(map(_DATA, raws))
     if set(map(_KIND, raws)) != _ONLY_WS:
-        for at, raw in enumerate(raws):
-            if raw.kind != "ws":
-                for column in columns:
-                    column[at] = None
-    return columns, unread
+        texts = [raw.data if raw.kind == "ws" else None for raw in raws]
+    groups: tuple[Group, ...]
+    groups, unread = FRAMES.binance_groups(texts, UNSET, MAX_FRAME_BYTES)
+    return groups, unread
+
+
+def place(count: int, pieces: list[tuple[list[int], list[Decoded | None]]]) -> list[Decoded | None]:
+    """A list of `count` answers (None where no piece gives one), each piece putting its
+    values at its positions."""
+    if FRAMES is not None:
+        return FRAMES.place(count, pieces, None)  # type: ignore[no-any-return]
+    return place_in_python(count, pieces)
+
+
+def place_in_python(count: int, pieces: list[tuple[list[int], list[Decoded | None]]]) -> list[Decoded | None]:
+    out: list[Decoded | None] = [None] * count
+    for positions, values in pieces:
+        for at, value in zip(positions, values, strict=True):
+            out[at] = value
+    return out
 
 
 def _symbols(names: list[object], normalized: Callable[[str], str]) -> list[str] | None:
@@ -200,8 +212,5 @@ def _diffs(raws: list[RawEvent], fields: list[list[Any]], normalized: Callable[[
     return list(zip(symbols, built))
 
 
-# A row's column by its event type (`e`; absent: a book ticker).
-_COLUMN_OF: dict[object, int] = {UNSET: 0, "trade": 1, "depthUpdate": 2}
-_BUILDERS: tuple[tuple[Builder, tuple[int, ...]], ...] = (
-    (_tickers, _TICKER_FIELDS), (_trades, _TRADE_FIELDS), (_diffs, _DIFF_FIELDS),
-)
+# The builders, in the order of GROUP_FIELDS.
+_BUILDERS: tuple[Builder, ...] = (_tickers, _trades, _diffs)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from msgspec import UNSET
 
 from connectors.recording import read_recording
-from operators.binance_columns import ROW_FIELDS, as_row, decode_typed_chunk
+from operators.binance_columns import GROUP_FIELDS, GROUP_OF, decode_typed_chunk, place
 from operators.binance_typed import decode_typed, typed_payload
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol
 from operators.compiled_core import FRAMES
@@ -26,13 +26,15 @@ from operators.wire import MAX_FRAME_BYTES
 from schemas.raw import RawEvent
 from sim.recording import generate_recording
 
-ROW_EVENTS = (UNSET, "trade", "depthUpdate")
+PAYLOAD_FIELDS = ("e", "E", "s", "U", "u", "b", "a", "B", "A", "t", "p", "q", "T", "m", "M")
+Row = tuple[int, tuple[Any, ...]]  # a frame's group and the fields its builder reads
 PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def truth_row(text: str) -> tuple[Any, ...] | None:
-    """The row by Python's own json: the payload's fields in row order, UNSET where absent;
-    None when the frame is not a combined-stream frame of a ticker, trade or diff."""
+def truth_row(text: str) -> Row | None:
+    """The row by Python's own json: the frame's group (by its event type; none: a book
+    ticker) and the payload's fields its group reads, UNSET where absent; None when the
+    frame is not a combined-stream frame of a ticker, trade or diff."""
     try:
         frame = json.loads(text)
     except ValueError:
@@ -40,19 +42,36 @@ def truth_row(text: str) -> tuple[Any, ...] | None:
     if type(frame) is not dict or set(frame) != {"stream", "data"} or type(frame["data"]) is not dict:
         return None
     payload = frame["data"]
-    row = tuple(payload.get(name, UNSET) for name in ROW_FIELDS)
-    return row if row[0] in ROW_EVENTS else None
+    group = GROUP_OF.get(payload.get("e", UNSET))
+    if group is None:
+        return None
+    return group, tuple(payload.get(name, UNSET) for name in GROUP_FIELDS[group])
 
 
-def rows_of(texts: list[str]) -> list[tuple[Any, ...] | None]:
-    """Each frame's fields as the compiled reader's columns hold them, or None where it left
-    the frame to Python (whose columns then hold None)."""
+def typed_row(text: str) -> Row | None:
+    """The same by msgspec's typed payload."""
+    payload = typed_payload(RawEvent(0, "binance", "c", "ws", None, None, text))
+    group = None if payload is None else GROUP_OF.get(payload.e)
+    if group is None:
+        return None
+    return group, tuple(getattr(payload, name) for name in GROUP_FIELDS[group])
+
+
+def rows_of(texts: list[str | None]) -> list[Row | None]:
+    """Each frame's group and fields as the compiled reader's groups hold them, or None
+    where it left the frame to Python."""
     assert FRAMES is not None, "operators/_binance_frames.c was not built; run `pip install -e .`"
-    columns, unread = FRAMES.binance_columns(texts, UNSET, MAX_FRAME_BYTES)
-    assert len(columns) == len(ROW_FIELDS) and all(len(column) == len(texts) for column in columns)
-    left = set(unread)
-    assert all(column[at] is None for column in columns for at in left)
-    return [None if at in left else tuple(column[at] for column in columns) for at in range(len(texts))]
+    groups, unread = FRAMES.binance_groups(texts, UNSET, MAX_FRAME_BYTES)
+    assert len(groups) == len(GROUP_FIELDS)
+    rows: list[Row | None] = [None] * len(texts)
+    for group, ((positions, fields), names) in enumerate(zip(groups, GROUP_FIELDS)):
+        assert len(fields) == len(names) and all(len(column) == len(positions) for column in fields)
+        for i, at in enumerate(positions):
+            assert rows[at] is None
+            rows[at] = group, tuple(column[i] for column in fields)
+    assert sorted(unread) == unread and all(rows[at] is None for at in unread)
+    assert len(unread) + sum(row is not None for row in rows) == len(texts)
+    return rows
 
 
 def _binance_frames(path: Path) -> list[str]:
@@ -72,8 +91,7 @@ def test_real_and_simulated_frames_read_as_json_says(tmp_path: Path, real_record
         read = [row for row in rows if row is not None]
         assert all(row == truth for row, truth in zip(rows, truths) if row is not None), name
         # Every row the reader gives is msgspec's too.
-        assert all(as_row(typed_payload(RawEvent(0, "binance", "c", "ws", None, None, text))) == row  # type: ignore[arg-type]
-                   for text, row in zip(texts, rows) if row is not None), name
+        assert all(typed_row(text) == row for text, row in zip(texts, rows) if row is not None), name
         # It is the path: it reads all but a few of the tickers, trades and diffs.
         wanted = sum(truth is not None for truth in truths)
         assert wanted and len(read) >= 0.99 * wanted, (name, len(read), wanted)
@@ -85,7 +103,7 @@ SCALARS = (
     | st.booleans() | st.none()
 )
 VALUES = SCALARS | st.lists(st.lists(SCALARS, max_size=3), max_size=3) | st.dictionaries(st.text(max_size=2), SCALARS, max_size=2)
-KEYS = st.sampled_from(list(ROW_FIELDS) + ["k", "f", "x", "stream", "ee", ""])
+KEYS = st.sampled_from(list(PAYLOAD_FIELDS) + ["k", "f", "x", "stream", "ee", ""])
 PAYLOADS = st.dictionaries(KEYS, VALUES | st.sampled_from(["trade", "depthUpdate", "kline", "1.5"]), max_size=8)
 
 
@@ -104,8 +122,7 @@ def test_any_frame_reads_as_json_says_or_is_left(payload: dict[str, Any], spacin
     if row is None:
         return
     assert row == truth_row(text)
-    typed = typed_payload(RawEvent(0, "binance", "c", "ws", None, None, text))
-    assert typed is not None and as_row(typed) == row
+    assert typed_row(text) == row
 
 
 @pytest.mark.parametrize("text", [
@@ -150,6 +167,22 @@ def test_a_chunk_answers_as_each_frame_alone(real_recordings: dict[str, Path]) -
 def test_a_frame_longer_than_the_limit_is_left_to_the_general_path() -> None:
     assert FRAMES is not None
     text = '{"stream":"a","data":{"u":1,"s":"BTCUSDT","b":"1.0","B":"2","a":"1.1","A":"3"}}'
-    assert FRAMES.binance_columns([text], UNSET, len(text))[1] == []
-    assert FRAMES.binance_columns([text], UNSET, len(text) - 1)[1] == [0]
+    assert FRAMES.binance_groups([text], UNSET, len(text))[1] == []
+    assert FRAMES.binance_groups([text], UNSET, len(text) - 1)[1] == [0]
     assert typed_payload(RawEvent(0, "binance", "c", "ws", None, None, "x" * (MAX_FRAME_BYTES + 1))) is None
+
+
+def test_what_is_not_a_text_is_left_to_python() -> None:
+    text = '{"stream":"a","data":{"u":1,"s":"BTCUSDT","b":"1.0","B":"2","a":"1.1","A":"3"}}'
+    assert rows_of([None, text, b"{}"]) == [None, (0, ("BTCUSDT", 1, "1.0", "2", "1.1", "3", UNSET)), None]  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_answers_are_put_back_in_the_chunks_order(compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if compiled:
+        assert FRAMES is not None, "operators/_binance_frames.c was not built"
+    else:
+        monkeypatch.setattr("operators.binance_columns.FRAMES", None)
+    assert place(5, [([3, 0], ["d", "a"]), ([1], ["b"])]) == ["a", "b", None, "d", None]  # type: ignore[list-item]
+    with pytest.raises(IndexError):
+        place(2, [([2], ["x"])])  # type: ignore[list-item]
