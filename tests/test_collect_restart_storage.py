@@ -78,15 +78,17 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
         )
         market = simulator.truth("binance", "BTC-USDT")
         first = _collector(env, tmp_path / "first.log")
-        started_at = market.update_id
-        deadline = time.monotonic() + 60
-        while market.update_id - started_at < 3000:  # about 8 s of market moves
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.1)
-        assert _niceness_of_children(first.pid) == [os.getpriority(os.PRIO_PROCESS, first.pid) + 10], \
-            "the store process does not run at a lower CPU priority than its collector"
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
+        try:
+            started_at = market.update_id
+            deadline = time.monotonic() + 60
+            while market.update_id - started_at < 3000:  # about 8 s of market moves
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.1)
+            niceness = _niceness_of_children(first.pid), os.getpriority(os.PRIO_PROCESS, first.pid)
+        finally:  # the kill -9 under test, or the clean-up of a failed run (its store dies with it)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        assert niceness[0] == [niceness[1] + 10], "the store process does not run at a lower CPU priority than its collector"
         killed_at = market.update_id
         left = _published(server.url)
         second = _collector({**env, "MARKETPRISM_RUN_SECONDS": "60", "MARKETPRISM_END_ON_SIGTERM": "true"},
