@@ -236,34 +236,47 @@ done:
 }
 
 PyDoc_STRVAR(read_lines_doc,
-"read_lines(block, event_type, venues, kinds, max_line_bytes) -> (items, lines, unread)\n\n"
-"The lines of `block` (bytes; each line ends at a newline or at the block's end) in\n"
-"order: a RawEvent (`event_type(recv_ns, venue, conn, kind, symbol, url, data)`) for\n"
-"each line of the usual shape whose venue and kind are known, nothing for a blank line,\n"
-"and (line index in the block, the line's bytes as they were) for every other line,\n"
-"lines longer than max_line_bytes (newline included) among them. `lines`: how many\n"
-"lines the block held; `unread`: how many were handed back.");
+"read_lines(buffer, length, whole, event_type, venues, kinds, max_line_bytes)\n"
+"    -> (items, lines, unread, consumed)\n\n"
+"The lines in the first `length` bytes of `buffer` (each ending at a newline; with\n"
+"`whole`, the last one may end at `length` instead, else it is left) in order: a RawEvent\n"
+"(`event_type(recv_ns, venue, conn, kind, symbol, url, data)`) for each line of the usual\n"
+"shape whose venue and kind are known, nothing for a blank line, and (line index, the\n"
+"line's bytes as they were) for every other line, lines longer than max_line_bytes\n"
+"(newline included) among them. `lines`: how many lines were read; `unread`: how many\n"
+"were handed back; `consumed`: the bytes they took.");
 
 static PyObject *read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 5 || !PyBytes_CheckExact(args[0]) || !PyAnySet_Check(args[2]) || !PyAnySet_Check(args[3])
-        || !PyLong_Check(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "read_lines takes bytes, the event type, two sets and a length");
+    if (nargs != 7 || !PyLong_Check(args[1]) || !PyAnySet_Check(args[4]) || !PyAnySet_Check(args[5])
+        || !PyLong_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_lines takes a buffer, a length, a flag, the event type, two sets and a length");
         return NULL;
     }
-    Py_ssize_t max_line = PyLong_AsSsize_t(args[4]);
-    if (max_line == -1 && PyErr_Occurred())
+    Py_ssize_t length = PyLong_AsSsize_t(args[1]), max_line = PyLong_AsSsize_t(args[6]);
+    int whole = PyObject_IsTrue(args[2]);
+    if ((length == -1 || max_line == -1 || whole < 0) && PyErr_Occurred())
         return NULL;
-    Reader r = {args[1], args[2], args[3], {{NULL, 0, NULL}}};
-    const char *at = PyBytes_AS_STRING(args[0]);
-    const char *block_end = at + PyBytes_GET_SIZE(args[0]);
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (length < 0 || length > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "read_lines: length past the buffer's end");
+        return NULL;
+    }
+    Reader r = {args[3], args[4], args[5], {{NULL, 0, NULL}}};
+    const char *first = view.buf, *at = first, *block_end = first + length;
     PyObject *items = PyList_New(0), *answer = NULL;
     Py_ssize_t lines = 0, unread = 0;
     if (items == NULL)
         goto done;
     while (at < block_end) {
         const char *newline = memchr(at, '\n', (size_t)(block_end - at));
+        if (newline == NULL && !whole)
+            break; /* the line goes on past the buffer */
         const char *next = newline != NULL ? newline + 1 : block_end;
         const char *start = at, *end = next;
         while (start < end && is_space(*start))
@@ -288,11 +301,12 @@ static PyObject *read_lines(PyObject *module, PyObject *const *args, Py_ssize_t 
         lines++;
         at = next;
     }
-    answer = Py_BuildValue("(Onn)", items, lines, unread);
+    answer = Py_BuildValue("(Onnn)", items, lines, unread, (Py_ssize_t)(at - first));
 done:
     Py_XDECREF(items);
     for (int key = 0; key < KEYS; key++)
         Py_XDECREF(r.recent[key].text);
+    PyBuffer_Release(&view);
     return answer;
 }
 

@@ -11,6 +11,7 @@ import gzip
 import heapq
 import io
 from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +36,8 @@ _READ_BUFFER_BYTES = 1 << 20
 # Lines of the usual shape are read into RawEvents by C a block at a time, when it is built.
 _LINES = compiled("connectors._recording_lines")
 _KNOWN_VENUES, _KNOWN_KINDS = frozenset(VENUES), frozenset(KINDS)
+# Without the compiled reader, items are handed out this many at a time.
+_PYTHON_BLOCK_ITEMS = 1000
 # A damaged compressed block or a file that ends mid-block.
 _TORN = (zstandard.ZstdError, EOFError, OSError)
 
@@ -159,60 +162,83 @@ def read_recording(path: str | Path) -> Iterator[RawEvent | RecordingDefect]:
     A file cut short (a recorder killed mid-write, a copy in progress) yields what it holds
     and then one defect for the torn end.
     """
+    return chain.from_iterable(recording_blocks(path))
+
+
+def recording_blocks(path: str | Path) -> Iterator[list[RawEvent | RecordingDefect]]:
+    """`read_recording`'s items a list at a time (a block of the file's lines each, of no
+    fixed length): a replay takes them by the thousand, and pays nothing per line here."""
     name = Path(path).name
     with open_binary(path, "rb") as raw:
         stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-        yield from (_lines_in_c(stream, name) if _LINES is not None else _lines_in_python(stream, name))
+        yield from (_blocks_in_c(stream, name) if _LINES is not None else _blocks_in_python(stream, name))
 
 
-def _lines_in_python(stream: io.BufferedReader, name: str) -> Iterator[RawEvent | RecordingDefect]:
+def _blocks_in_python(stream: io.BufferedReader, name: str) -> Iterator[list[RawEvent | RecordingDefect]]:
     number = 0
+    block: list[RawEvent | RecordingDefect] = []
     try:
         for number, line in enumerate(stream, start=1):
             item = _line_item(line, name, number)
             if item is not None:
-                yield item
+                block.append(item)
+                if len(block) == _PYTHON_BLOCK_ITEMS:
+                    yield block
+                    block = []
     except _TORN as exc:
-        yield _torn_end(name, number, exc)
+        block.append(_torn_end(name, number, exc))
+    if block:
+        yield block
 
 
-def _lines_in_c(stream: io.BufferedReader, name: str) -> Iterator[RawEvent | RecordingDefect]:
-    """The same items, the lines of the usual shape read a block at a time by the compiled
-    reader; it hands back every other line, and `_line_item` reads those as before."""
-    assert _LINES is not None
+def _blocks_in_c(stream: io.BufferedReader, name: str) -> Iterator[list[RawEvent | RecordingDefect]]:
+    """The lines of the usual shape read a block at a time by the compiled reader; it hands
+    back every other line, and `_line_item` reads those as the Python loop does. The text
+    is read into one buffer, where the start of a line read in part waits for the rest."""
     number = 0  # lines read so far
-    pending: list[bytes] = []  # the start of a line that goes on in the next block
+    buffer = bytearray(_READ_BUFFER_BYTES)
+    kept = 0  # bytes at the buffer's start: a line that goes on in what comes next
     try:
-        while block := stream.read1(_READ_BUFFER_BYTES):
-            cut = block.rfind(b"\n") + 1
-            if not cut:
-                pending.append(block)
-                continue
-            lines = b"".join((*pending, block[:cut])) if pending else block[:cut]
-            pending = [block[cut:]] if cut < len(block) else []
-            yield from _block_items(lines, name, number)
-            number += lines.count(b"\n")
-        if pending:  # a last line without its newline
-            yield from _block_items(b"".join(pending), name, number)
+        while True:
+            if kept == len(buffer):  # a line longer than the buffer
+                buffer.extend(bytes(len(buffer)))
+            with memoryview(buffer) as whole, whole[kept:] as free:
+                got = stream.readinto1(free)
+            if not got:
+                break
+            items, lines, consumed = _block_items(buffer, kept + got, False, name, number)
+            buffer[: kept + got - consumed] = buffer[consumed : kept + got]
+            kept, number = kept + got - consumed, number + lines
+            yield items
+        if kept:  # a last line without its newline
+            items, lines, _ = _block_items(buffer, kept, True, name, number)
+            number += lines
+            yield items
     except _TORN as exc:
-        yield _torn_end(name, number, exc)
+        yield [_torn_end(name, number, exc)]
 
 
-def _block_items(lines: bytes, name: str, number: int) -> Iterator[RawEvent | RecordingDefect]:
-    """The items of a block of whole lines, the first of them line `number + 1`."""
+def _block_items(
+    buffer: bytearray, length: int, whole: bool, name: str, number: int
+) -> tuple[list[RawEvent | RecordingDefect], int, int]:
+    """The items of the whole lines in the buffer's first `length` bytes (with `whole`, the
+    last one may lack its newline), the first of them line `number + 1`; how many lines
+    they were and how many bytes."""
     assert _LINES is not None
-    items, _, unread = _LINES.read_lines(lines, RawEvent, _KNOWN_VENUES, _KNOWN_KINDS, MAX_LINE_BYTES)
+    items, lines, unread, consumed = _LINES.read_lines(
+        buffer, length, whole, RawEvent, _KNOWN_VENUES, _KNOWN_KINDS, MAX_LINE_BYTES)
     if not unread:
-        yield from items
-        return
+        return items, lines, consumed
+    read: list[RawEvent | RecordingDefect] = []
     for item in items:
         if type(item) is tuple:
             index, line = item
-            read = _line_item(line, name, number + index + 1)
-            if read is not None:
-                yield read
+            handed_back = _line_item(line, name, number + index + 1)
+            if handed_back is not None:
+                read.append(handed_back)
         else:
-            yield item
+            read.append(item)
+    return read, lines, consumed
 
 
 def _line_item(line: bytes, name: str, number: int) -> RawEvent | RecordingDefect | None:
@@ -241,6 +267,28 @@ def merge_recordings(paths: Iterable[str | Path]) -> Iterator[RawEvent | Recordi
     if len(paths) == 1:
         return read_recording(paths[0])  # nothing to merge: spare every line a heap step
     return heapq.merge(*(read_recording(p) for p in paths), key=_receive_order)
+
+
+def merged_chunks(paths: Iterable[str | Path], size: int) -> Iterator[list[RawEvent | RecordingDefect]]:
+    """`merge_recordings`' items in lists of `size` (the last one shorter)."""
+    paths = list(paths)
+    if len(paths) != 1:
+        items = merge_recordings(paths)
+        return iter(lambda: list(islice(items, size)), [])
+    return _rechunked(recording_blocks(paths[0]), size)
+
+
+def _rechunked(blocks: Iterator[list[RawEvent | RecordingDefect]], size: int) -> Iterator[list[RawEvent | RecordingDefect]]:
+    waiting: list[RawEvent | RecordingDefect] = []
+    for block in blocks:
+        waiting += block
+        start = 0
+        while len(waiting) - start >= size:
+            yield waiting[start:start + size]
+            start += size
+        del waiting[:start]
+    if waiting:
+        yield waiting
 
 
 class RecordingWriter:

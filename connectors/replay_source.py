@@ -10,13 +10,12 @@ Delivery: exactly-once into the dataflow when resumed from that count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from connectors.recording import merge_recordings
+from connectors.recording import merged_chunks
 from schemas.raw import RawEvent, RecordingDefect
 
 BATCH_SIZE = 1000
@@ -24,14 +23,17 @@ BATCH_SIZE = 1000
 
 class _RecordingPartition(StatefulSourcePartition[RawEvent | RecordingDefect, int]):
     def __init__(self, paths: list[Path], resume_count: int) -> None:
-        self._records: Iterator[RawEvent | RecordingDefect] = merge_recordings(paths)
+        self._chunks = merged_chunks(paths, BATCH_SIZE)
+        if resume_count:  # the next chunks start where the snapshot was taken, as they did then
+            records = chain.from_iterable(self._chunks)
+            for _ in islice(records, resume_count):
+                pass
+            self._chunks = iter(lambda: list(islice(records, BATCH_SIZE)), [])
         self._emitted = resume_count
-        for _ in islice(self._records, resume_count):
-            pass
 
     def next_batch(self) -> list[RawEvent | RecordingDefect]:
-        batch = list(islice(self._records, BATCH_SIZE))
-        if not batch:
+        batch = next(self._chunks, None)
+        if batch is None:
             raise StopIteration()
         self._emitted += len(batch)
         return batch

@@ -62,8 +62,9 @@ def test_every_line_the_reader_takes_is_what_json_says(real_recordings: dict[str
         with recording.open_binary(path, "rb") as raw:
             block = raw.read()
         lines = block.splitlines(keepends=True)
-        items, count, unread = recording._LINES.read_lines(
-            block, RawEvent, frozenset(VENUES), frozenset(KINDS), recording.MAX_LINE_BYTES)
+        items, count, unread, consumed = recording._LINES.read_lines(
+            block, len(block), True, RawEvent, frozenset(VENUES), frozenset(KINDS), recording.MAX_LINE_BYTES)
+        assert consumed == len(block)
         written = [line for line in lines if line.strip()]  # a blank line gives no item
         assert count == len(lines) and len(items) == len(written) and unread <= 0.01 * count, path.name
         for item, line in zip(items, written):
@@ -99,8 +100,9 @@ def render(line: dict[str, Any], ascii_only: bool, spacing: str) -> bytes:
 
 def read_by_c(lines: list[bytes]) -> list[RawEvent | tuple[int, bytes]]:
     assert recording._LINES is not None
-    items, _, _ = recording._LINES.read_lines(
-        b"\n".join(lines), RawEvent, frozenset(VENUES), frozenset(KINDS), recording.MAX_LINE_BYTES)
+    block = b"\n".join(lines)
+    items, _, _, _ = recording._LINES.read_lines(
+        block, len(block), True, RawEvent, frozenset(VENUES), frozenset(KINDS), recording.MAX_LINE_BYTES)
     return items  # type: ignore[no-any-return]
 
 
