@@ -15,13 +15,17 @@ Delivery: at-least-once to JetStream, made exactly-once by the `Nats-Msg-Id` hea
 retried, re-sent or replayed publication is stored once if it comes back within the
 streams' duplicate window (`StreamSettings.duplicate_window_s`, default 10 min). After a
 longer outage, messages whose acks were lost may be stored twice. Order: per partition,
-messages are stored in the order written; after a failure the unacknowledged batch is sent
-again in order (the copies already stored are reported as duplicates, not stored again).
+messages are stored in the order written; after a failure every unacknowledged message is
+sent again in order (the copies already stored are reported as duplicates, not stored again).
 
 How it works: nats-py is asyncio, so the partition runs one event loop in a thread, which
-owns the connection. `write_batch` appends to a FIFO backlog and the loop publishes its head
-in batches of at most max_in_flight, waits for every ack, then removes the batch. While NATS
-is up, `write_batch` blocks once memory holds 2 x max_in_flight messages (or buffer_bytes):
+owns the connection. `write_batch` appends to a FIFO backlog and the loop publishes it
+pipelined: a message is sent as soon as it is in the backlog, while at most max_in_flight
+earlier ones await their acks; acks are taken in order and the acked head of the backlog is
+removed. On any failure (the connection lost, a publish failing, the oldest unacked message
+not acked within ack_timeout_s of being sent) the connection is dropped, and after the
+reconnect everything unacked is sent again from the backlog's head. While NATS is up,
+`write_batch` blocks once memory holds 2 x max_in_flight messages (or buffer_bytes):
 backpressure. While NATS is down, memory fills up to buffer_messages / buffer_bytes and then
 spills to append-only files under spill_dir (fsync'd once per batch), so the flow keeps
 collecting; the disk part drains first when NATS returns, and whatever a run leaves on disk
@@ -38,10 +42,10 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats.aio.client import Client
@@ -74,15 +78,19 @@ class PublisherStats:
     acked: int = 0  # acks received, duplicates included
     duplicates: int = 0  # acks saying "already stored" (a retry or a replay)
     rejected: int = 0  # refused for good by the server (too large...), kept in rejected.records
-    failures: int = 0  # failed connects and failed batches
+    failures: int = 0  # failed connects and dropped connections
     spilled: int = 0  # messages written to spill files
     buffered: int = 0  # messages waiting in memory
     on_disk: int = 0  # messages waiting in spill files
     on_disk_bytes: int = 0
 
 
-class _BatchFailed(Exception):
-    """A batch was not acked in full: the connection is dropped and the batch sent again."""
+class _PublishFailed(Exception):
+    """An ack failed or did not come in time: the connection is dropped, everything unacked sent again."""
+
+
+# A message handed to nats-py: its ack to come (or the reason it was not sent) and when the ack is due.
+_Sent = tuple[Publication, "asyncio.Future[PubAck] | str", float]
 
 
 @dataclass(slots=True)
@@ -127,7 +135,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
             log.info("NATS sink: %d messages (%d bytes) left in %s by an earlier run; publishing them first",
                      self._backlog.disk.count, self._backlog.disk.bytes, spill_dir)
         self._loop = asyncio.new_event_loop()
-        self._wakeup = asyncio.Event()  # more to send, or closing
+        self._wakeup = asyncio.Event()  # more to send, an ack, the connection lost, or closing
         self._wake_pending = False  # a wake-up is scheduled on the loop and has not run yet
         self._thread = threading.Thread(target=self._run_loop, name="nats-sink", daemon=True)
         self._thread.start()
@@ -304,13 +312,22 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
             if remaining <= 0:
                 return
             self._wakeup.clear()
-            await self._wait_any(self._wakeup, timeout=remaining)
+            await self._wait(remaining)
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until the wake-up event is set, or the timeout passes."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
+        except TimeoutError:
+            pass
 
     async def _connect(self) -> tuple[Client, asyncio.Event]:
         lost = asyncio.Event()
 
         async def on_lost() -> None:
             lost.set()
+            self._wakeup.set()
 
         async def on_error(exc: Exception) -> None:
             log.debug("NATS client error: %s: %s", type(exc).__name__, exc)
@@ -329,79 +346,84 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
         return nc, lost
 
     async def _drain(self, nc: Client, js: JetStreamContext, lost: asyncio.Event) -> None:
-        """Publish the backlog's head batch after batch, until closed (or a failure raises)."""
-        while True:
-            self._wakeup.clear()
-            with self._cond:
-                batch = self._backlog.peek(self._limits.max_in_flight)
-            if self._done():
-                return
-            if not batch:
-                await self._wait_any(self._wakeup, lost)
-                if lost.is_set():
-                    raise ConnectionError("connection closed")
-                continue
-            rejected = await self._publish(nc, js, lost, batch)
-            self._commit(batch, rejected)
+        """Publish the backlog pipelined, until closed (or a failure raises).
 
-    @staticmethod
-    async def _wait_any(*awaited: asyncio.Event | asyncio.Future[Any], timeout: float | None = None) -> None:
-        """Until one event is set or one future is done (or the timeout passes)."""
-        waiters = [asyncio.ensure_future(a.wait()) if isinstance(a, asyncio.Event) else a for a in awaited]
+        `in_flight` holds the backlog's head that was sent and is not acked yet, in order;
+        the backlog from position len(in_flight) on is not sent yet.
+        """
+        in_flight: deque[_Sent] = deque()
         try:
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                self._wakeup.clear()  # before looking: whatever sets it from now on is seen next round
+                self._take_acks(in_flight)
+                if self._done():
+                    return
+                if lost.is_set():
+                    raise ConnectionError(f"connection closed with {len(in_flight)} acks pending")
+                if in_flight and in_flight[0][2] <= time.monotonic():
+                    raise _PublishFailed(f"no ack within {self._limits.ack_timeout_s} s ({len(in_flight)} pending)")
+                await self._send_more(nc, js, in_flight)
+                await self._wait(in_flight[0][2] - time.monotonic() if in_flight else None)
         finally:
-            for waiter, a in zip(waiters, awaited):
-                if waiter is not a:
-                    waiter.cancel()
+            for _, ack, _ in in_flight:  # this connection's acks will never come: forget them quietly
+                if isinstance(ack, asyncio.Future) and not ack.cancel() and not ack.cancelled():
+                    ack.exception()  # it was done already: its error counts as seen (no "never retrieved" log)
 
-    async def _publish(
-        self, nc: Client, js: JetStreamContext, lost: asyncio.Event, batch: list[Publication]
-    ) -> list[tuple[Publication, str]]:
-        """Send a batch pipelined and wait for every ack; return what the server refused for good."""
-        futures: list[asyncio.Future[PubAck] | None] = []
-        rejected: list[tuple[Publication, str]] = []
-        for pub in batch:
+    async def _send_more(self, nc: Client, js: JetStreamContext, in_flight: deque[_Sent]) -> None:
+        """Send what is in the backlog behind what is in flight, up to max_in_flight unacked."""
+        room = self._limits.max_in_flight - len(in_flight)
+        if room <= 0:
+            return
+        with self._cond:
+            new = self._backlog.peek(room, start=len(in_flight))
+        due = time.monotonic() + self._limits.ack_timeout_s
+        for pub in new:
             if len(pub.data) + len(pub.msg_id) + HEADER_OVERHEAD > nc.max_payload:
-                rejected.append((pub, f"{len(pub.data)} bytes exceed the server's max_payload {nc.max_payload}"))
-                futures.append(None)
+                in_flight.append((pub, f"{len(pub.data)} bytes exceed the server's max_payload {nc.max_payload}", due))
                 continue
-            futures.append(await js.publish_async(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id}))
-        sent = [f for f in futures if f is not None]
-        self.stats.published += len(sent)
-        if sent:
-            all_acked = asyncio.ensure_future(asyncio.wait(sent))  # never raises; the futures hold the outcomes
-            await self._wait_any(all_acked, lost, timeout=self._limits.ack_timeout_s)
-            if not all_acked.done():
-                all_acked.cancel()
-                for future in sent:
-                    future.cancel()
-                raise _BatchFailed("connection lost with acks pending" if lost.is_set()
-                                   else f"not every ack came within {self._limits.ack_timeout_s} s")
-        failed: list[BaseException] = []
-        for pub, future in zip(batch, futures):
-            if future is None:
-                continue
-            exc = asyncio.CancelledError() if future.cancelled() else future.exception()
-            if isinstance(exc, APIError) and exc.code == 400:
-                rejected.append((pub, str(exc)))
-            elif exc is not None:
-                failed.append(exc)
-            else:
-                self.stats.acked += 1
-                self.stats.duplicates += bool(future.result().duplicate)
-        if failed:
-            raise _BatchFailed(f"{len(failed)} of {len(sent)} publishes failed, first: {type(failed[0]).__name__}: {failed[0]}")
-        return rejected
+            ack = await js.publish_async(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id})
+            ack.add_done_callback(self._on_ack)
+            in_flight.append((pub, ack, due))
+            self.stats.published += 1
 
-    def _commit(self, batch: list[Publication], rejected: list[tuple[Publication, str]]) -> None:
+    def _on_ack(self, _: asyncio.Future[PubAck]) -> None:
+        self._wakeup.set()
+
+    def _take_acks(self, in_flight: deque[_Sent]) -> None:
+        """Commit the settled head of in_flight (acked, or refused for good); raise at a failed publish."""
+        settled = 0
+        rejected: list[tuple[Publication, str]] = []
+        failure: BaseException | None = None
+        for pub, ack, _ in in_flight:
+            if isinstance(ack, str):
+                rejected.append((pub, ack))
+            elif not ack.done():
+                break
+            elif (exc := asyncio.CancelledError() if ack.cancelled() else ack.exception()) is None:
+                self.stats.acked += 1
+                self.stats.duplicates += bool(ack.result().duplicate)
+            elif isinstance(exc, APIError) and exc.code == 400:
+                rejected.append((pub, str(exc)))
+            else:
+                failure = exc
+                break
+            settled += 1
+        if settled:
+            for _ in range(settled):
+                in_flight.popleft()
+            self._commit(settled, rejected)
+        if failure is not None:
+            raise _PublishFailed(f"a publish failed: {type(failure).__name__}: {failure}")
+
+    def _commit(self, count: int, rejected: list[tuple[Publication, str]]) -> None:
+        """Remove the backlog's first `count` messages: acked, or kept in rejected.records."""
         if rejected:
             self._keep_rejected(rejected)
         with self._cond:
             from_disk = self._backlog.disk.count > 0
-            self._backlog.commit(len(batch))
+            self._backlog.commit(count)
             if from_disk:
-                self._drained_from_disk += len(batch)
+                self._drained_from_disk += count
                 if not self._backlog.disk.count:
                     log.info("NATS sink: drained %d messages from disk", self._drained_from_disk)
                     self._drained_from_disk = 0

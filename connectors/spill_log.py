@@ -123,11 +123,13 @@ class SpillLog:
             fsync_dir(self._dir)
         self._unsynced = self._new_file = False
 
-    def peek(self, n: int) -> list[Publication]:
+    def peek(self, n: int, start: int = 0) -> list[Publication]:
+        """Up to n records from the `start`-th uncommitted one, read from the head segment only
+        (fewer, or none, where it ends: they come once it is committed)."""
         if not self._segments:
             return []
         head = self._load_head()
-        return head[self._head_pos : self._head_pos + n]
+        return head[self._head_pos + start : self._head_pos + start + n]
 
     def commit(self, k: int) -> None:
         """Forget the first k records (a spilled batch may span two segments)."""
@@ -174,9 +176,11 @@ class Backlog:
     """Publications not yet acked, oldest first: in memory, or on disk once spilled.
 
     Anything on disk is older than anything in memory, because spilling moves all of
-    memory and, while the disk holds anything, new publications go there too. So the
-    head is on disk if the disk is not empty, and `commit` removes what `peek` returned
-    even if memory was spilled in between. Not thread-safe: the partition's lock guards it.
+    memory and, while the disk holds anything, new publications go there too. So a
+    position counts from the oldest publication whether it lies in memory or on disk:
+    `peek(n, start)` reads on from a position (a pipelined sender peeks past what it has
+    in flight), and `commit(k)` removes the k oldest, even if memory was spilled in
+    between. Not thread-safe: the partition's lock guards it.
     """
 
     def __init__(self, disk: SpillLog) -> None:
@@ -203,14 +207,16 @@ class Backlog:
         self.disk.sync()
         return moved
 
-    def peek(self, n: int) -> list[Publication]:
-        if self.disk.count:
-            return self.disk.peek(n)
-        return [self.memory[i] for i in range(min(n, len(self.memory)))]
+    def peek(self, n: int, start: int = 0) -> list[Publication]:
+        """Up to n publications from position `start`; on disk, no further than its head segment."""
+        if start < self.disk.count:
+            return self.disk.peek(n, start)
+        start -= self.disk.count
+        return [self.memory[i] for i in range(start, min(start + n, len(self.memory)))]
 
     def commit(self, k: int) -> None:
-        if self.disk.count:
-            self.disk.commit(k)
-            return
-        for _ in range(k):
+        on_disk = min(k, self.disk.count)
+        if on_disk:
+            self.disk.commit(on_disk)
+        for _ in range(k - on_disk):
             self.memory_bytes -= len(self.memory.popleft().data)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import subprocess
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,34 @@ def read_streams(url: str, **connect: Any) -> dict[str, list[tuple[str, str]]]:
             await nc.close()
 
     return asyncio.run(read())
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.01)
+
+
+def thread_state(task: Path) -> str:
+    """The state letter in /proc/<pid>/task/<tid>/stat (after the command name in parentheses)."""
+    return (task / "stat").read_text().rpartition(")")[2].split()[0]
+
+
+@contextmanager
+def frozen(server: EmbeddedNatsServer) -> Iterator[None]:
+    """The server stopped by SIGSTOP: its connections stay open and the kernel takes the
+    client's bytes, but nothing is stored or acked until it continues."""
+    assert server._process is not None
+    pid = server._process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # kill() returns before every thread has stopped: wait until /proc shows them all stopped ("T").
+        wait_for(lambda: all(thread_state(task) == "T" for task in Path(f"/proc/{pid}/task").iterdir()),
+                 "nats-server stopped")
+        yield
+    finally:
+        os.kill(server._process.pid, signal.SIGCONT)
 
 
 def assert_stored_once_in_order(url: str, expected: list[Publication], **connect: Any) -> None:
@@ -179,6 +210,49 @@ def test_a_flow_stores_each_message_once_in_order_and_a_replay_adds_nothing(serv
     run_flow(pubs, replay)  # what recovery does: the same events again
     assert_stored_once_in_order(server.url, pubs)
     assert replay.stats.duplicates == 3000
+
+
+def test_a_message_is_sent_while_the_ack_of_an_earlier_one_is_outstanding(server: EmbeddedNatsServer, tmp_path: Path) -> None:
+    pubs = publications(3)
+    sink = make_sink(server.url, tmp_path / "spill", ack_timeout_s=60)
+    part = open_partition(sink)
+    part.write_batch(pubs[:1])
+    wait_for(lambda: sink.stats.acked == 1, "connected, streams ready, first message acked")
+    with frozen(server):  # no ack can come back now
+        part.write_batch(pubs[1:2])
+        wait_for(lambda: sink.stats.published == 2, "the second message sent")
+        part.write_batch(pubs[2:])
+        # Stop-and-wait would hold the third message back until the second one's ack.
+        wait_for(lambda: sink.stats.published == 3, "the third message sent with the second one unacked")
+        assert (sink.stats.acked, sink.stats.buffered) == (1, 2), "both still unacked, neither committed"
+    part.close()
+    assert (sink.stats.published, sink.stats.acked, sink.stats.failures) == (3, 3, 0)
+    assert_stored_once_in_order(server.url, pubs)
+
+
+def test_a_connection_dropped_with_the_pipeline_full_resends_every_unacked_message_in_order(
+    server: EmbeddedNatsServer, tmp_path: Path
+) -> None:
+    pubs = publications(1500)
+    sink = make_sink(server.url, tmp_path / "spill", max_in_flight=1000, ack_timeout_s=3.0, retry_cap_s=0.5,
+                     close_timeout_s=30)
+    part = open_partition(sink)
+    part.write_batch(pubs[:100])
+    wait_for(lambda: sink.stats.acked == 100, "the first 100 acked")
+    with frozen(server):
+        for start in range(100, 600, 100):  # five waves in flight, none acked
+            part.write_batch(pubs[start : start + 100])
+            wait_for(lambda: sink.stats.published == start + 100, f"messages up to {start + 100} sent")
+        assert sink.stats.acked == 100 and sink.stats.failures == 0
+        # The oldest unacked message's ack times out: the sink drops the connection. The
+        # server still holds the 500 messages in its socket buffer and may store them
+        # once it continues: the copies sent again are then duplicates, stored once.
+        wait_for(lambda: sink.stats.failures >= 1, "the ack timeout noticed")
+    part.write_batch(pubs[600:])
+    part.close()
+    assert_stored_once_in_order(server.url, pubs)
+    assert sink.stats.published >= 1500 + 500, "all 500 unacked messages were sent again"
+    assert sink.stats.acked == 1500 and sink.stats.buffered == sink.stats.on_disk == 0
 
 
 def test_nats_stopping_mid_run_loses_and_duplicates_nothing(

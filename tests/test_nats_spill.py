@@ -49,6 +49,26 @@ def test_a_batch_spilled_while_in_flight_is_still_committed_exactly(tmp_path: Pa
     assert backlog.push(pubs(1, start=31)[0]) is False, "drained: memory again"
 
 
+def test_peeks_past_what_is_in_flight_keep_their_places_when_memory_spills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill_log, "SEGMENT_BYTES", 800)  # two segments
+    backlog = Backlog(SpillLog(tmp_path))
+    for pub in pubs(30):
+        backlog.push(pub)
+    first = backlog.peek(8)
+    second = backlog.peek(8, start=8)  # sent while the first 8 are unacked
+    assert first + second == pubs(16)
+    backlog.spill_memory()  # NATS away: the 30 move to disk, in flight or not
+    backlog.commit(5)  # some acks came after all
+    head_segment = backlog.peek(100)  # the disk part is read one segment at a time
+    h = len(head_segment)
+    assert head_segment == pubs(30)[5 : 5 + h] and 3 < h < 25
+    assert backlog.peek(100, start=h) == [], "the next segment comes once the head is committed"
+    assert backlog.peek(2, start=h - 2) == pubs(30)[5 + h - 2 : 5 + h]
+    backlog.commit(h)
+    assert drain(backlog, 4) == pubs(30)[5 + h :]
+    assert len(backlog) == 0 and not list(tmp_path.glob("*.spill"))
+
+
 def test_a_new_log_resumes_the_files_of_the_last_one(tmp_path: Path) -> None:
     log = SpillLog(tmp_path)
     log.append(pubs(5))
