@@ -18,8 +18,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from operators.compiled_core import CORE
+
+T = TypeVar("T")
 
 # A wire level, `[price, quantity, ...]` as received; only the first two entries are used.
 WireLevel = Sequence[str]
@@ -38,6 +41,20 @@ class LevelChanges:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+def untracked(levels: list[T]) -> list[T]:
+    """The list itself, out of the garbage collector's care where the core is built: a list
+    of levels cannot be part of a reference cycle, and walking the 5000-entry ones made most
+    of a young collection's time. It must hold levels only, now and later."""
+    return CORE.untracked(levels) if CORE is not None else levels  # type: ignore[no-any-return]
+
+
+def best_first(side: list[T], stop: int, count: int) -> list[T]:
+    """`side[stop - 1]`, `side[stop - 2]`, ... (`count` of them), as an untracked list."""
+    if CORE is not None:
+        return CORE.best_first(side, stop, count)  # type: ignore[no-any-return]
+    return side[stop - count : stop][::-1]
 
 
 class BookSide:
@@ -62,8 +79,8 @@ class BookSide:
     def replace(self, snapshot: LevelChanges, horizon: float | None) -> None:
         """Load a snapshot. Zero quantities in a snapshot mean "no level"."""
         levels = {key: wire for key, wire in zip(snapshot.keys, snapshot.wires) if wire is not None}
-        self.keys = sorted(levels)
-        self.wires = list(map(levels.__getitem__, self.keys))
+        self.keys = untracked(sorted(levels))
+        self.wires = untracked(list(map(levels.__getitem__, self.keys)))
         self.horizon = horizon
 
     def take(self, other: BookSide) -> None:
@@ -113,16 +130,17 @@ class BookSide:
 
     def top(self, depth: int) -> list[WireLevel]:
         """The best `depth` levels as wire levels (`[price, quantity, ...]`), best first."""
-        return self.wires[: -depth - 1 : -1] if depth > 0 else []
+        size = len(self.wires)
+        return best_first(self.wires, size, min(depth, size)) if depth > 0 else []
 
     def below(self, depth: int) -> list[WireLevel]:
         """The levels past the best `depth`, best first."""
         cut = len(self.wires) - depth
-        return self.wires[cut - 1 :: -1] if cut > 0 else []
+        return best_first(self.wires, cut, cut) if cut > 0 else []
 
     def levels(self) -> list[WireLevel]:
         """Every level, best first."""
-        return self.wires[::-1]
+        return best_first(self.wires, len(self.wires), len(self.wires))
 
 
 class OrderBook:

@@ -23,7 +23,7 @@ from collections import deque
 
 from operators.okx_checksum import okx_checksum
 from operators.sync_base import SyncMachine, SyncSettings
-from operators.book import BookSide, LevelChanges, WireLevel
+from operators.book import BookSide, LevelChanges, WireLevel, untracked
 from operators.wire import OkxBookMessage, OkxDeepBook
 from schemas.events import BookFull, QualityEvent, QualityKind, SourceAction, UpdateType
 
@@ -66,7 +66,7 @@ class OkxBookSync(SyncMachine):
             return []
         edge = side.keys[max(len(side.keys) - depth, 0)]
         past = [wire for key, wire in zip(deep.keys, deep.wires) if key < edge and wire is not None]
-        return past[:room]
+        return untracked(past[:room])
 
     def _update_id(self, msg: OkxBookMessage) -> int:
         """seqId where the venue sends it; otherwise the exchange time orders the updates."""

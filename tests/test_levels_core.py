@@ -142,3 +142,32 @@ def test_the_wires_a_book_keeps_are_out_of_the_garbage_collectors_care() -> None
     changes = CORE.parse_sides([side], [True], LevelChanges)[0]
     assert [gc.is_tracked(level) for level in side] == [False, True, False]  # the removal stays as it was
     assert changes.wires == [side[0], None, side[2]]
+    assert not gc.is_tracked(changes.keys) and not gc.is_tracked(changes.wires) and not gc.is_tracked(side)
+
+
+@PROPERTY
+@given(snapshot=CHANGES, depth=st.integers(0, 40))
+def test_a_sides_levels_best_first_are_the_reversed_slices_and_untracked(snapshot: list[tuple[str, str]], depth: int) -> None:
+    """top, below and levels: the levels a reversed slice of the side gives (best first), in
+    lists the collector does not walk (5000-entry ones made most of a young collection)."""
+    import gc
+
+    assert CORE is not None
+    side = BookSide()
+    side.replace(LevelChanges([float(p) for p, _ in snapshot], [[p, q] if float(q) else None for p, q in snapshot]), None)
+    wires = side.wires
+    assert not gc.is_tracked(side.keys) and not gc.is_tracked(wires)
+    answers = (side.top(depth), side.below(depth), side.levels())
+    assert answers == (wires[::-1][:depth], wires[::-1][depth:], wires[::-1])
+    assert not any(gc.is_tracked(levels) for levels in answers if levels)
+    with pytest.raises(IndexError):
+        CORE.best_first(wires, len(wires) + 1, 0)
+
+
+def test_without_the_core_the_levels_are_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    side = BookSide()
+    side.replace(LevelChanges([1.0, 2.0, 3.0], [["1", "1"], ["2", "1"], ["3", "1"]]), None)
+    compiled = (side.top(2), side.below(2), side.levels())
+    monkeypatch.setattr("operators.book.CORE", None)
+    assert (side.top(2), side.below(2), side.levels()) == compiled == (
+        [["3", "1"], ["2", "1"]], [["1", "1"]], [["3", "1"], ["2", "1"], ["1", "1"]])
