@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -59,9 +60,19 @@ def connect_options(auth: NatsAuth) -> dict[str, Any]:
 
 
 async def connect(url: str, *, auth: NatsAuth, name: str, **options: Any) -> Client:
-    """A nats-py connection to `url`, logged in as `auth` says; `options` go to `nats.connect`."""
+    """A nats-py connection to `url`, logged in as `auth` says; `options` go to `nats.connect`.
+    Unless `options` say otherwise, the client's errors (a failed reconnect while NATS is
+    away, say) are one warning line each, not nats-py's traceback."""
     options.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    options.setdefault("error_cb", _warning_line(name))
     return await nats.connect(url, name=name, **options, **connect_options(auth))
+
+
+def _warning_line(name: str) -> Callable[[Exception], Awaitable[None]]:
+    async def warn(exc: Exception) -> None:
+        log.warning("NATS client %s: %s: %s", name, type(exc).__name__, exc)
+
+    return warn
 
 
 async def _add_stream(js: JetStreamContext, config: StreamConfig) -> None:
