@@ -47,10 +47,10 @@ def tls_context(auth: NatsAuth) -> ssl.SSLContext | None:
 def connect_options(auth: NatsAuth) -> dict[str, Any]:
     """nats-py keyword arguments for `auth`: one login method, and TLS if configured."""
     options: dict[str, Any] = {}
-    if auth.user is not None and auth.password is not None:
-        options.update(user=auth.user, password=auth.password.get_secret_value())
-    elif auth.token is not None:
-        options.update(token=auth.token.get_secret_value())
+    if auth.user is not None:
+        options.update(user=auth.user, password=auth.secret_password())
+    elif (token := auth.secret_token()) is not None:
+        options.update(token=token)
     elif auth.creds_file is not None:
         options.update(user_credentials=str(auth.creds_file))
     context = tls_context(auth)

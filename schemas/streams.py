@@ -155,7 +155,9 @@ class NatsAuth(BaseSettings):
     """How to log in to NATS: user and password, a token, or a `.creds` file (at most one),
     and how to trust the server over TLS: a CA file, and a client certificate if it asks.
 
-    Secrets are `SecretStr` so that printing or logging settings never shows them.
+    Secrets are `SecretStr` so that printing or logging settings never shows them. The
+    password or the token may instead be a file (`password_file`, `token_file`: a mounted
+    Kubernetes secret), read at each connect so that a rotated secret is picked up.
     """
 
     # pydantic quotes the input in a validation error; these inputs hold secrets.
@@ -163,7 +165,9 @@ class NatsAuth(BaseSettings):
 
     user: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = Field(default=None, description="a file holding the password, instead of password")
     token: SecretStr | None = None
+    token_file: Path | None = Field(default=None, description="a file holding the token, instead of token")
     creds_file: Path | None = Field(default=None, description="NATS user credentials (JWT + NKey seed)")
     tls_ca_file: Path | None = Field(default=None, description="CA bundle the server's certificate must chain to")
     tls_cert_file: Path | None = Field(default=None, description="client certificate, for servers that verify clients")
@@ -171,11 +175,34 @@ class NatsAuth(BaseSettings):
 
     @model_validator(mode="after")
     def _one_method(self) -> NatsAuth:
-        if (self.user is None) != (self.password is None):
-            raise ValueError("MARKETPRISM_NATS_USER and MARKETPRISM_NATS_PASSWORD go together")
-        methods = [self.user is not None, self.token is not None, self.creds_file is not None]
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give MARKETPRISM_NATS_PASSWORD or MARKETPRISM_NATS_PASSWORD_FILE, not both")
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give MARKETPRISM_NATS_TOKEN or MARKETPRISM_NATS_TOKEN_FILE, not both")
+        if (self.user is None) != (self.password is None and self.password_file is None):
+            raise ValueError("MARKETPRISM_NATS_USER and MARKETPRISM_NATS_PASSWORD (or _PASSWORD_FILE) go together")
+        has_token = self.token is not None or self.token_file is not None
+        methods = [self.user is not None, has_token, self.creds_file is not None]
         if sum(methods) > 1:
             raise ValueError("give one of user/password, token or creds_file, not several")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("MARKETPRISM_NATS_TLS_CERT_FILE and MARKETPRISM_NATS_TLS_KEY_FILE go together")
         return self
+
+    def secret_password(self) -> str | None:
+        """The password itself, for the client only (from `password_file` if given, read now);
+        an error names the file, never its content."""
+        return _secret(self.password, self.password_file, "password")
+
+    def secret_token(self) -> str | None:
+        """The token itself, for the client only (from `token_file` if given, read now)."""
+        return _secret(self.token, self.token_file, "token")
+
+
+def _secret(value: SecretStr | None, path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None if value is None else value.get_secret_value()
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise OSError(f"cannot read the NATS {what} file {path}: {exc.strerror}") from None

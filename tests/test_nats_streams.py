@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -98,3 +100,12 @@ def test_auth_takes_one_method_and_hides_secrets(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("MARKETPRISM_NATS_USER")
     with pytest.raises(ValidationError):
         NatsAuth()  # a password without a user
+    monkeypatch.setenv("MARKETPRISM_NATS_USER", "collector")
+    monkeypatch.setenv("MARKETPRISM_NATS_PASSWORD_FILE", "/run/secrets/nats")
+    with pytest.raises(ValidationError, match="not both"):
+        NatsAuth()  # a password and a password file
+    monkeypatch.delenv("MARKETPRISM_NATS_PASSWORD")
+    assert NatsAuth().password_file == Path("/run/secrets/nats")
+    monkeypatch.setenv("MARKETPRISM_NATS_TOKEN_FILE", "/run/secrets/token")
+    with pytest.raises(ValidationError, match="one of"):
+        NatsAuth()  # a user and a token file

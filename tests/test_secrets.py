@@ -117,3 +117,33 @@ def test_a_settings_error_says_what_is_wrong_without_quoting_a_secret(
         model()
     for secret in (PASSWORD, CLICKHOUSE_PASSWORD):
         assert secret not in str(refused.value) and secret not in repr(refused.value)
+
+
+def test_the_password_may_come_from_a_file_read_at_each_connect(
+    tls_nats: EmbeddedNatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mounted secret: the password file is read when a client connects, so a rotated
+    secret is used by the next connection; a wrong or missing one is refused without
+    showing what the file holds."""
+    secret = tmp_path / "nats-password"
+    secret.write_text("wrong-" + PASSWORD + "\n")
+    monkeypatch.delenv("MARKETPRISM_NATS_PASSWORD")
+    monkeypatch.setenv("MARKETPRISM_NATS_PASSWORD_FILE", str(secret))
+    auth = NatsAuth()
+    with pytest.raises((nats.errors.Error, OSError, asyncio.TimeoutError)) as refused:
+        asyncio.run(connect(tls_nats.url, auth=auth, name="test", allow_reconnect=False, max_reconnect_attempts=0))
+    assert PASSWORD not in str(refused.value) and PASSWORD not in caplog.text
+    secret.write_text(PASSWORD + "\n")  # rotated: the same settings now log in
+
+    async def logged_in() -> bool:
+        client = await connect(tls_nats.url, auth=auth, name="test", allow_reconnect=False)
+        await client.flush()
+        connected = client.is_connected
+        await client.close()
+        return connected
+
+    assert asyncio.run(logged_in())
+    secret.unlink()
+    with pytest.raises(OSError, match="cannot read the NATS password file") as missing:
+        asyncio.run(connect(tls_nats.url, auth=auth, name="test", allow_reconnect=False, max_reconnect_attempts=0))
+    assert str(secret) in str(missing.value) and PASSWORD not in str(missing.value)
