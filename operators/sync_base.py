@@ -10,6 +10,8 @@ out of sync without its source being asked, ever more firmly, to act.
 
 from __future__ import annotations
 
+import zlib
+
 from dataclasses import dataclass
 
 from operators.book import OrderBook
@@ -58,8 +60,14 @@ class SyncMachine:
         self.book = OrderBook()
         self.synced = False
         self.stats = BookStats()
-        self._last_full_ns: int | None = None
+        self._next_full_ns: int | None = None  # when a periodic full book is due; None: no book yet
         self._snapshot_slot: int | None = None
+        # Every book in sync enters the next snapshot slot at the same exchange time and
+        # publishes a full book there; its periodic ones then follow this much later than
+        # one interval, so that the books of a process do not all publish theirs in the same
+        # millisecond (each is hundreds of KB: encoded one after another, and through
+        # JetStream, they waited for each other). Fixed per book: replays stay deterministic.
+        self._full_phase_ns = zlib.crc32(f"{venue}:{symbol}".encode()) % (settings.full_interval_ms * 500_000)
         # The watchdog's clock: since when the book has been out of sync, how often it barked,
         # and when anything (book, trade, ticker) was last heard for this key.
         self._out_since_ns: int | None = None
@@ -146,7 +154,7 @@ class SyncMachine:
     ) -> list[object]:
         """Drop the book, say why, and ask the source to act (by default: a fresh snapshot)."""
         self.book.clear()
-        self._last_full_ns = None
+        self._next_full_ns = None
         self.stats.resyncs += 1
         self.note_error(f"{kind}: {detail}; book dropped, resync requested")
         return [
@@ -200,10 +208,13 @@ class SyncMachine:
         depth: int | None = None,
     ) -> BookFull:
         """The book's best `depth` levels (default: the settings') as a valid full book."""
-        self._last_full_ns = recv_ns
         self.stats.last_recv_ns = recv_ns
         depth = min(depth or self.settings.depth, self.settings.depth)
         exact_bids, exact_asks = self.exact_depths()
+        in_a_slot = self._snapshot_slot is not None  # since the book is in sync
+        entered = self._enter_snapshot_slot(exchange_ms, recv_ns)
+        phase = self._full_phase_ns if entered and in_a_slot else 0  # the slot boundary all books share
+        self._next_full_ns = recv_ns + self.settings.full_interval_ms * 1_000_000 + phase
         return BookFull(
             venue=self.venue,
             symbol=self.symbol,
@@ -221,7 +232,7 @@ class SyncMachine:
             recv_ns=recv_ns,
             exact_bid_levels=exact_bids,
             exact_ask_levels=exact_asks,
-            snapshot_slot_start=self._enter_snapshot_slot(exchange_ms, recv_ns) or update_type == "snapshot",
+            snapshot_slot_start=entered or update_type == "snapshot",
         )
 
     def _snapshot_slot_of(self, exchange_ms: int | None, recv_ns: int) -> int:
@@ -235,13 +246,13 @@ class SyncMachine:
         return entered
 
     def full_due(self, exchange_ms: int | None, recv_ns: int) -> bool:
-        """A periodic full book is due: the full interval has passed, or the book just
-        entered a new snapshot slot of exchange time (recording time, so replays are
-        deterministic)."""
-        last = self._last_full_ns
-        if last is None:
+        """A periodic full book is due: the full interval has passed (after the full book at
+        a slot boundary, plus the book's phase), or the book just entered a new snapshot slot
+        of exchange time (recording time, so replays are deterministic)."""
+        due = self._next_full_ns
+        if due is None:
             return False
-        if recv_ns - last >= self.settings.full_interval_ms * 1_000_000:
+        if recv_ns >= due:
             return True
         return self._snapshot_slot_of(exchange_ms, recv_ns) != self._snapshot_slot
 
