@@ -67,7 +67,7 @@ class SyncMachine:
         # one interval, so that the books of a process do not all publish theirs in the same
         # millisecond (each is hundreds of KB: encoded one after another, and through
         # JetStream, they waited for each other). Fixed per book: replays stay deterministic.
-        self._full_phase_ns = zlib.crc32(f"{venue}:{symbol}".encode()) % (settings.full_interval_ms * 500_000)
+        self._full_phase_ns = zlib.crc32(f"{venue}:{symbol}".encode()) % (settings.full_interval_ms * 1_000_000)
         # The watchdog's clock: since when the book has been out of sync, how often it barked,
         # and when anything (book, trade, ticker) was last heard for this key.
         self._out_since_ns: int | None = None

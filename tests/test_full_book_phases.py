@@ -5,7 +5,7 @@ for all), and its periodic ones followed one interval after: the four books of a
 then encoded and sent four 510 KB messages in the same millisecond, each waiting for the
 others (full books' latency P50 18-24 ms). Now a book's first periodic full book after a
 slot boundary's comes one interval plus the book's own phase later (crc32 of `venue:symbol`, within
-half an interval), and the next ones one interval apart, as before. Truth: the phases
+the interval), and the next ones one interval apart, as before. Truth: the phases
 (pinned, and checked against crc32), and the recording's own diff receive times.
 """
 
@@ -24,8 +24,8 @@ from sim.recording import generate_recording
 
 INTERVAL_MS = 1000
 SLOT_MS = 10_000
-# crc32 of each book's key, modulo half an interval, in ms.
-PHASES_MS = {"BTC-USDT": 271.862222, "ETH-USDT": 382.632212}
+# crc32 of each book's key, modulo the interval, in ms.
+PHASES_MS = {"BTC-USDT": 271.862222, "ETH-USDT": 882.632212}
 
 
 def _ms(iso: str) -> float:
@@ -42,9 +42,9 @@ def _diff_times(recording: Path) -> dict[str, list[float]]:
     return times
 
 
-def test_phases_are_crc32_of_the_book_within_half_an_interval() -> None:
+def test_phases_are_crc32_of_the_book_within_the_interval() -> None:
     for symbol, phase_ms in PHASES_MS.items():
-        assert zlib.crc32(f"binance:{symbol}".encode()) % (INTERVAL_MS * 500_000) / 1e6 == phase_ms
+        assert zlib.crc32(f"binance:{symbol}".encode()) % (INTERVAL_MS * 1_000_000) / 1e6 == phase_ms
 
 
 def test_a_books_periodic_full_books_follow_its_phase_after_each_slot(tmp_path: Path) -> None:

@@ -22,11 +22,11 @@ from sim.recording import generate_recording
 # process no longer publish theirs at once), so `full_refresh` books fall on other diffs:
 # every other line, and every report, byte for byte as before (checked when re-pinning).
 PINNED = {
-    "clean": ("13dfd8d66973406ad242830fda279fcddf7584801779a362760cb252dc696a33",
+    "clean": ("aaf565287ed00151d2aaed15bfa1035f22ce761aae02b332050390b178a27eb8",
               "26f80cee02d6f5d72930fec8bc5b615b3a3a2c63aecca646c045138efa3c718d"),
-    "faults": ("45b48c5888adb734135ac8b2b4de074c5ae88829bf916a61c8f4b800c55b6681",
+    "faults": ("cc67f9aeee3c0384b08e277338b06bf5ca64eda9d2c038793650469f19a06d51",
                "d9b74b0434a8ed193d6dfb0a0256520cc2ab104071dda4e3c0a850fb91c9d017"),
-    "real": ("108c00e222c1ffe4c5e44d34263b0e95737a1afe940b8db3420a13cc0393aaaa",
+    "real": ("5c5ea49f536549c240e7c34f8a737aea3ef96ba5b96b3c2ca5c8dd95615c3fea",
              "ab65ad582dc3ce63f7ea325760faa8e48aa530f1ba1608de5abdb14890ec20f8"),
     "defects": ("3d7c057b57c7b8610195e86edec7b7e9b7b1009aa7bf12f8ae6af27e1f80feb8",
                 "ca01f05b830bd852f93817814df85b9d989db04e0b03d53308ad423434db3201"),
