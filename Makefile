@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test demo bench clean
 
-$(STAMP): pyproject.toml $(wildcard operators/_*.c schemas/_*.c connectors/_*.c)
+$(STAMP): pyproject.toml $(wildcard operators/_*.c schemas/_*.c schemas/_*.h connectors/_*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

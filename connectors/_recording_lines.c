@@ -13,18 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef struct {
-    const char *at;
-    const char *end;
-} Cursor;
-
-static int take(Cursor *c, const char *literal, size_t length)
-{
-    if ((size_t)(c->end - c->at) < length || memcmp(c->at, literal, length) != 0)
-        return 0;
-    c->at += length;
-    return 1;
-}
+#include "../schemas/_json_cursor.h"
 
 /* A JSON string's raw text between its quotes: 1 when it is ASCII with two-character
    escapes only (the cursor then stands after the closing quote), else 0. */
@@ -157,24 +146,6 @@ static PyObject *read_text(Cursor *c, Recent *recent, int nullable)
         recent->raw_length = raw_length;
     }
     return text;
-}
-
-/* A JSON integer from 0 to 2**63 - 1 (no sign, no leading zero, no fraction). */
-static PyObject *read_count(Cursor *c)
-{
-    const char *start = c->at;
-    uint64_t value = 0;
-    while (c->at < c->end && *c->at >= '0' && *c->at <= '9') {
-        unsigned digit = (unsigned)(*c->at - '0');
-        if (value > (UINT64_C(9223372036854775807) - digit) / 10)
-            return NULL;
-        value = value * 10 + digit;
-        c->at++;
-    }
-    Py_ssize_t digits = c->at - start;
-    if (digits == 0 || (digits > 1 && *start == '0'))
-        return NULL;
-    return PyLong_FromLongLong((long long)value);
 }
 
 enum { RECV_NS, VENUE, CONN, KIND, SYMBOL, URL, DATA, KEYS };

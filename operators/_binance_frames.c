@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../schemas/_json_cursor.h"
+
 enum { F_E_TYPE, F_E_TIME, F_S, F_FIRST, F_LAST, F_B, F_A, F_B_SIZE, F_A_SIZE, F_T_ID, F_P, F_Q, F_T_TIME, F_M, F_M_BEST, FIELDS };
 
 /* What a field may hold. */
@@ -24,19 +26,6 @@ static const struct { char name; int type; } field_of[FIELDS] = {
     {'a', LEVELS_OR_TEXT}, {'B', TEXT}, {'A', TEXT}, {'t', COUNT}, {'p', TEXT}, {'q', TEXT},
     {'T', TIME}, {'m', FLAG}, {'M', FLAG},
 };
-
-typedef struct {
-    const char *at;
-    const char *end;
-} Cursor;
-
-static int take(Cursor *c, const char *literal, size_t length)
-{
-    if ((size_t)(c->end - c->at) < length || memcmp(c->at, literal, length) != 0)
-        return 0;
-    c->at += length;
-    return 1;
-}
 
 /* A string without escapes or control characters; the cursor stands after its closing quote. */
 static PyObject *read_text(Cursor *c)
@@ -57,26 +46,6 @@ static PyObject *read_text(Cursor *c)
     if (text != NULL)
         memcpy(PyUnicode_1BYTE_DATA(text), start, (size_t)length);
     return text;
-}
-
-/* A non-negative JSON integer up to 2**63 - 1 (no sign, no leading zero, no fraction). */
-static PyObject *read_count(Cursor *c)
-{
-    const char *start = c->at;
-    uint64_t value = 0;
-    while (c->at < c->end && *c->at >= '0' && *c->at <= '9') {
-        unsigned digit = (unsigned)(*c->at - '0');
-        if (value > (UINT64_C(9223372036854775807) - digit) / 10)
-            return NULL;
-        value = value * 10 + digit;
-        c->at++;
-    }
-    Py_ssize_t digits = c->at - start;
-    if (digits == 0 || (digits > 1 && *start == '0'))
-        return NULL;
-    if (c->at < c->end && (*c->at == '.' || *c->at == 'e' || *c->at == 'E'))
-        return NULL;
-    return PyLong_FromLongLong((long long)value);
 }
 
 /* [[text, ...], ...]: a side's levels, each a non-empty list of texts. */
