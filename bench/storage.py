@@ -140,6 +140,8 @@ def main() -> None:
     ws, rest = received["ws"], received["rest"]
     everything = ws + rest
     stored = sum(size for table, size in tables.items() if table != "schema_migrations")
+    # The feature rows are computed here, not received: the market data alone, apart.
+    market_data = stored - tables.get("features", 0)
     books = len(VENUES) * len(SYMBOLS)
 
     def per_book_day(size: int) -> str:
@@ -151,6 +153,8 @@ def main() -> None:
     print(f"JSON received, REST:       {rest / 1e6:9.2f} MB   {per_book_day(rest)}")
     print(f"ClickHouse on disk:        {stored / 1e6:9.2f} MB   {per_book_day(stored)}   "
           f"{ws / stored:5.1f}x smaller than the websocket JSON (goal {GOAL:g}x)")
+    print(f"  of which market data:     {market_data / 1e6:9.2f} MB   {per_book_day(market_data)}   "
+          f"{ws / market_data:5.1f}x smaller (all but the feature rows)")
     for table, size in sorted(tables.items()):
         if table != "schema_migrations":
             print(f"    {table:<22} {size / 1e6:9.3f} MB   {per_book_day(size)}")
@@ -161,7 +165,8 @@ def main() -> None:
     print(json.dumps({
         "seconds": args.seconds, "books": books, "ws_json_bytes": ws, "rest_json_bytes": rest,
         "clickhouse_bytes": stored, "clickhouse_by_table": tables, "recorder_bytes": recorder,
-        "clickhouse_ratio": round(ws / stored, 2), "recorder_ratio": round(everything / recorder, 2),
+        "clickhouse_ratio": round(ws / stored, 2), "clickhouse_market_data_ratio": round(ws / market_data, 2),
+        "recorder_ratio": round(everything / recorder, 2),
         "bytes_per_book_day": {
             "ws_json": round(ws / books / args.seconds * DAY_S), "rest_json": round(rest / books / args.seconds * DAY_S),
             "clickhouse": round(stored / books / args.seconds * DAY_S),
