@@ -32,12 +32,15 @@ from schemas.streams import NatsAuth
 log = logging.getLogger(__name__)
 
 CONTROL_SUBJECT = "marketprism.control.resync"
+CLOSE_TIMEOUT_S = 10.0
 
 
 class ControlBus(Protocol):
     def send(self, request: ResyncRequest) -> None: ...
 
     def take(self, key: str) -> list[ResyncRequest]: ...
+
+    def close(self) -> None: ...
 
 
 class InProcessControlBus:
@@ -53,6 +56,9 @@ class InProcessControlBus:
 
     def send(self, request: ResyncRequest) -> None:
         self._queue(f"{request.venue}:{request.symbol}").put(request)
+
+    def close(self) -> None:
+        """Nothing to release: queues in memory."""
 
     def take(self, key: str) -> list[ResyncRequest]:
         """Every request waiting for `key` (non-blocking)."""
@@ -103,25 +109,47 @@ class NatsControlBus:
         return self._local.take(key)
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._client.drain(), self._loop).result(10)
+        """Flush what was sent and disconnect; with NATS away, give up after `CLOSE_TIMEOUT_S`."""
+        try:
+            asyncio.run_coroutine_threadsafe(self._client.drain(), self._loop).result(CLOSE_TIMEOUT_S)
+        except Exception as exc:  # NATS away: what was not sent is re-issued by the next fault
+            log.warning("control bus: closed without draining (%s: %s)", type(exc).__name__, exc)
+            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result(CLOSE_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
 
 
 class _ControlPartition(StatelessSinkPartition[ResyncRequest]):
-    def __init__(self, bus: ControlBus) -> None:
-        self._bus = bus
+    def __init__(self, sink: ControlBusSink) -> None:
+        self._sink = sink
 
     def write_batch(self, items: list[ResyncRequest]) -> None:
         for request in items:
-            self._bus.send(request)
+            self._sink.bus.send(request)
+
+    def close(self) -> None:
+        self._sink.partition_closed()
 
 
 class ControlBusSink(DynamicSink[ResyncRequest]):
-    """Delivers the flow's resync requests to the sources listening on `bus`."""
+    """Delivers the flow's resync requests to the sources listening on `bus`. With
+    `close_bus`, the bus is the flow's own: closed once the last partition closes (a NATS
+    bus left open would keep reconnecting after the run)."""
 
-    def __init__(self, bus: ControlBus) -> None:
+    def __init__(self, bus: ControlBus, *, close_bus: bool = False) -> None:
         self.bus = bus
+        self.close_bus = close_bus
+        self._lock = threading.Lock()
+        self._open_partitions = 0
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _ControlPartition:
-        return _ControlPartition(self.bus)
+        with self._lock:
+            self._open_partitions += 1
+        return _ControlPartition(self)
+
+    def partition_closed(self) -> None:
+        with self._lock:
+            self._open_partitions -= 1
+            last = self._open_partitions == 0
+        if last and self.close_bus:
+            self.bus.close()

@@ -94,6 +94,7 @@ def build_flow(
     """Wire the collector; `summary` receives the final per-book report when the flow ends;
     `on_publish` sees every batch handed to the NATS sink (the latency bench times it);
     `end`, once set, ends the run as `run_seconds` running out would."""
+    own_bus = bus is None  # closed with the flow; a bus given is the caller's to close
     if bus is None:
         bus = NatsControlBus(nats_url) if settings.control_bus == "nats" and nats_url else InProcessControlBus()
     board = board or StatusBoard(settings.status_interval_s)
@@ -115,7 +116,7 @@ def build_flow(
     events = op.map("events", synced, lambda kv: kv[1])
 
     resyncs = op.filter("resyncs", events, lambda e: isinstance(e, ResyncRequest))
-    op.output("control_bus", resyncs, ControlBusSink(bus))
+    op.output("control_bus", resyncs, ControlBusSink(bus, close_bus=own_bus))
 
     statuses = op.filter("status_updates", events, lambda e: isinstance(e, StatusUpdate))
     op.output("metrics", statuses, MetricsSink(settings.depth))

@@ -66,3 +66,19 @@ def test_nats_bus_logs_in_as_the_sink_does(tmp_path: Path, monkeypatch: pytest.M
             assert taken == [request]
         finally:
             bus.close()
+
+
+def test_the_flows_own_bus_closes_with_its_last_partition(tmp_path: Path) -> None:
+    """A bus the sink owns is closed once every worker's partition has closed, not before."""
+    import threading
+
+    from connectors.control import ControlBusSink
+
+    with EmbeddedNatsServer(tmp_path / "nats") as server:
+        bus = NatsControlBus(server.url)
+        sink = ControlBusSink(bus, close_bus=True)
+        first, second = sink.build("control_bus", 0, 2), sink.build("control_bus", 1, 2)
+        first.close()
+        assert "control bus" in [thread.name for thread in threading.enumerate()]  # the other worker still sends
+        second.close()
+        assert "control bus" not in [thread.name for thread in threading.enumerate()]

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -76,6 +77,8 @@ def test_everything_runs_on_a_nats_with_password_and_tls_and_no_secret_shows(
     finally:
         endpoint.stop()
     assert all(book["best_bid"] is not None for book in summary["books"].values())
+    # The flow's own NATS control bus is closed with it (not left reconnecting after the run).
+    assert "control bus" not in [thread.name for thread in threading.enumerate()]
     stored = asyncio.run(_stored_subjects(tls_nats.url, NatsAuth()))
     for book in ("binance.eth-usdt", "okx.eth-usdt"):
         assert stored.get(f"orderbook.full.{book}", 0) >= 3 and stored.get(f"orderbook.pure_delta.{book}", 0) > 20
