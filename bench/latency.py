@@ -184,10 +184,9 @@ def _instrument() -> dict[str, Any]:
     write_batch), `sent` (handed to nats-py), `acked` (JetStream's ack arrived), also apart for full books and snapshots. Steps: the
     worker's time per call in decode, book_sync and routing, by event type.
     """
-    from nats.js.client import JetStreamContext
-
     import flows.collect as collect
     from connectors import live_source
+    from connectors.pub_acks import AckInbox, PendingAck
     from flows.steps import BookSyncLogic
 
     stages: dict[str, Marks] = defaultdict(Marks)  # (received at, ns since)
@@ -222,16 +221,23 @@ def _instrument() -> dict[str, Any]:
             if collected is not None:
                 mark("at_sink", pub.subject, collected, now)
 
-    publish_async = JetStreamContext.publish_async
+    publish = AckInbox.publish
+    settle = PendingAck.settle
+    sent_at: dict[int, tuple[str, int]] = {}  # id(PendingAck) -> (subject, collected)
 
-    async def sent(self: Any, subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
+    async def sent(self: Any, subject: str, payload: bytes, msg_id: str) -> Any:
         collected = _collected_ns(payload)
         if collected is not None:
             mark("sent", subject, collected, time.time_ns())
-        future = await publish_async(self, subject, payload, *args, **kwargs)
+        pending = await publish(self, subject, payload, msg_id)
         if collected is not None:
-            future.add_done_callback(lambda _: mark("acked", subject, collected, time.time_ns()))
-        return future
+            sent_at[id(pending)] = (subject, collected)
+        return pending
+
+    def acked(self: Any, *args: Any) -> None:
+        settle(self, *args)
+        if (sent := sent_at.pop(id(self), None)) is not None:
+            mark("acked", sent[0], sent[1], time.time_ns())
 
     def timed(name: str, fn: Any, kind: Any) -> Any:
         def run(*args: Any) -> Any:
@@ -243,7 +249,8 @@ def _instrument() -> dict[str, Any]:
 
     gc.callbacks.append(gc_timer)
     live_source._FeedPartition.next_batch = polled  # type: ignore[method-assign]
-    JetStreamContext.publish_async = sent  # type: ignore[method-assign]
+    AckInbox.publish = sent  # type: ignore[method-assign]
+    PendingAck.settle = acked  # type: ignore[method-assign]
     collect.decode_step = timed("decode", collect.decode_step, lambda a: getattr(a[0], "kind", "?"))
     BookSyncLogic.on_item = timed("book_sync", BookSyncLogic.on_item, lambda a: type(a[1][1]).__name__)  # type: ignore[method-assign]
     collect.publications = timed("route", collect.publications, lambda a: type(a[0]).__name__)

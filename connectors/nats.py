@@ -49,11 +49,9 @@ from pathlib import Path
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
-from nats.js.errors import APIError
 
 from connectors.jetstream import CONNECT_TIMEOUT_S, connect, ensure_streams, redact
+from connectors.pub_acks import AckInbox, PendingAck
 from connectors.spill_log import Backlog, SpillLog, encode_record
 from schemas.publication import Publication
 from schemas.streams import NatsAuth, StreamSettings
@@ -90,7 +88,7 @@ class _PublishFailed(Exception):
 
 
 # A message handed to nats-py: its ack to come (or the reason it was not sent) and when the ack is due.
-_Sent = tuple[Publication, "asyncio.Future[PubAck] | str", float]
+_Sent = tuple[Publication, PendingAck | str, float]
 
 
 @dataclass(slots=True)
@@ -282,12 +280,13 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
                 await self._pause(delay)
                 continue
             try:
-                js = nc.jetstream(publish_async_max_pending=self._limits.max_in_flight)
-                await ensure_streams(js, self._streams)
+                await ensure_streams(nc.jetstream(), self._streams)
+                inbox = AckInbox(nc, on_settled=self._wakeup.set)
+                await inbox.start()
                 log.info("NATS sink: connected to %s, streams ready, %d messages waiting", self._where, len(self._backlog))
                 attempt = 0
                 self._set_down(False)
-                await self._drain(nc, js, lost)
+                await self._drain(nc, inbox, lost)
             except Exception as exc:
                 self._set_down(True)
                 self.stats.failures += 1
@@ -345,31 +344,27 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
         )
         return nc, lost
 
-    async def _drain(self, nc: Client, js: JetStreamContext, lost: asyncio.Event) -> None:
+    async def _drain(self, nc: Client, inbox: AckInbox, lost: asyncio.Event) -> None:
         """Publish the backlog pipelined, until closed (or a failure raises).
 
         `in_flight` holds the backlog's head that was sent and is not acked yet, in order;
-        the backlog from position len(in_flight) on is not sent yet.
+        the backlog from position len(in_flight) on is not sent yet. Acks that come after
+        this connection is given up settle nothing: the next connection has its own inbox.
         """
         in_flight: deque[_Sent] = deque()
-        try:
-            while True:
-                self._wakeup.clear()  # before looking: whatever sets it from now on is seen next round
-                self._take_acks(in_flight)
-                if self._done():
-                    return
-                if lost.is_set():
-                    raise ConnectionError(f"connection closed with {len(in_flight)} acks pending")
-                if in_flight and in_flight[0][2] <= time.monotonic():
-                    raise _PublishFailed(f"no ack within {self._limits.ack_timeout_s} s ({len(in_flight)} pending)")
-                await self._send_more(nc, js, in_flight)
-                await self._wait(in_flight[0][2] - time.monotonic() if in_flight else None)
-        finally:
-            for _, ack, _ in in_flight:  # this connection's acks will never come: forget them quietly
-                if isinstance(ack, asyncio.Future) and not ack.cancel() and not ack.cancelled():
-                    ack.exception()  # it was done already: its error counts as seen (no "never retrieved" log)
+        while True:
+            self._wakeup.clear()  # before looking: whatever sets it from now on is seen next round
+            self._take_acks(in_flight)
+            if self._done():
+                return
+            if lost.is_set():
+                raise ConnectionError(f"connection closed with {len(in_flight)} acks pending")
+            if in_flight and in_flight[0][2] <= time.monotonic():
+                raise _PublishFailed(f"no ack within {self._limits.ack_timeout_s} s ({len(in_flight)} pending)")
+            await self._send_more(nc, inbox, in_flight)
+            await self._wait(in_flight[0][2] - time.monotonic() if in_flight else None)
 
-    async def _send_more(self, nc: Client, js: JetStreamContext, in_flight: deque[_Sent]) -> None:
+    async def _send_more(self, nc: Client, inbox: AckInbox, in_flight: deque[_Sent]) -> None:
         """Send what is in the backlog behind what is in flight, up to max_in_flight unacked."""
         room = self._limits.max_in_flight - len(in_flight)
         if room <= 0:
@@ -381,31 +376,26 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
             if len(pub.data) + len(pub.msg_id) + HEADER_OVERHEAD > nc.max_payload:
                 in_flight.append((pub, f"{len(pub.data)} bytes exceed the server's max_payload {nc.max_payload}", due))
                 continue
-            ack = await js.publish_async(pub.subject, pub.data, headers={"Nats-Msg-Id": pub.msg_id})
-            ack.add_done_callback(self._on_ack)
-            in_flight.append((pub, ack, due))
+            in_flight.append((pub, await inbox.publish(pub.subject, pub.data, pub.msg_id), due))
             self.stats.published += 1
-
-    def _on_ack(self, _: asyncio.Future[PubAck]) -> None:
-        self._wakeup.set()
 
     def _take_acks(self, in_flight: deque[_Sent]) -> None:
         """Commit the settled head of in_flight (acked, or refused for good); raise at a failed publish."""
         settled = 0
         rejected: list[tuple[Publication, str]] = []
-        failure: BaseException | None = None
+        failure: str | None = None
         for pub, ack, _ in in_flight:
             if isinstance(ack, str):
                 rejected.append((pub, ack))
-            elif not ack.done():
+            elif not ack.done:
                 break
-            elif (exc := asyncio.CancelledError() if ack.cancelled() else ack.exception()) is None:
+            elif ack.error_code is None:
                 self.stats.acked += 1
-                self.stats.duplicates += bool(ack.result().duplicate)
-            elif isinstance(exc, APIError) and exc.code == 400:
-                rejected.append((pub, str(exc)))
+                self.stats.duplicates += ack.duplicate
+            elif ack.error_code == 400:  # the request itself is refused: sending it again cannot help
+                rejected.append((pub, f"code 400: {ack.error}"))
             else:
-                failure = exc
+                failure = f"code {ack.error_code}: {ack.error}"
                 break
             settled += 1
         if settled:
@@ -413,7 +403,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
                 in_flight.popleft()
             self._commit(settled, rejected)
         if failure is not None:
-            raise _PublishFailed(f"a publish failed: {type(failure).__name__}: {failure}")
+            raise _PublishFailed(f"a publish failed: {failure}")
 
     def _commit(self, count: int, rejected: list[tuple[Publication, str]]) -> None:
         """Remove the backlog's first `count` messages: acked, or kept in rejected.records."""
