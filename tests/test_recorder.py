@@ -14,6 +14,7 @@ from pathlib import Path
 from connectors.nats_server import EmbeddedNatsServer
 import zstandard
 
+from connectors.recorder import RecorderSink
 from connectors.recording import RecordingWriter, read_recording
 from flows.replay import run_replay
 from schemas.raw import RawEvent, RecordingDefect
@@ -88,3 +89,18 @@ def test_kill_9_leaves_readable_recordings_that_replay(tmp_path: Path) -> None:
         book = report["books"][key]
         assert book["snapshots"] >= 1 and book["gaps"] == 0 and book["best_bid"] is not None, (key, book)
     assert report["books"]["okx:BTC-USDT"]["checksum_failures"] == 0
+
+
+def test_events_are_filed_by_the_utc_hour_they_were_received_in(tmp_path: Path) -> None:
+    """An hour's file is named for its UTC hour and holds that hour's events only, also when
+    the clock steps back (events arrive per book, not strictly in receive order)."""
+    at = {"20:59:59.9": 1_796_158_799_900_000_000, "21:00:00.0": 1_796_158_800_000_000_000,
+          "21:59:59.999": 1_796_162_399_999_000_000}  # 2026-12-01, UTC
+    order = ["20:59:59.9", "21:00:00.0", "20:59:59.9", "21:59:59.999"]
+    partition = RecorderSink(tmp_path).build("recorder", 0, 1)
+    partition.write_batch([RawEvent(recv_ns=at[t], venue="okx", conn="okx:BTC-USDT", kind="ws", symbol="BTC-USDT",
+                                    url=None, data=f'{{"n":{n}}}') for n, t in enumerate(order)])
+    partition.close()
+    files = {path.name[:11]: [e.data for e in read_recording(path) if isinstance(e, RawEvent)]
+             for path in _recorded(tmp_path)}
+    assert files == {"20261201-20": ['{"n":0}', '{"n":2}'], "20261201-21": ['{"n":1}', '{"n":3}']}
