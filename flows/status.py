@@ -16,9 +16,9 @@ from collections import deque
 from typing import Any, TextIO
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry
 
-from flows.status_view import Scrape, StatusView, draw, parse, scrape
+from flows.status_view import Scrape, StatusView, draw, figures, scrape
 from schemas.events import QualityEvent
 from schemas.settings import StoreSettings
 
@@ -127,7 +127,7 @@ class StatusBoard:
         return self._view.summary(self._scrapes(), time.time())
 
     def _scrapes(self) -> list[Scrape]:
-        own = parse(generate_latest(self._registry).decode())
+        own = figures(self._registry.collect())
         return [own] if self.store_url is None else [own, scrape(self.store_url)]
 
     def _run(self) -> None:
