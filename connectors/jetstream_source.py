@@ -47,6 +47,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from connectors.acks import AckLedger, AckTicket, Stored
 from connectors.jetstream import connect, ensure_streams, redact
+from connectors.loop_end import close_loop
 from schemas.decoding import event_from_message, stored_kind
 from schemas.events import QualityEvent
 from schemas.streams import NatsAuth, StreamSettings
@@ -329,7 +330,7 @@ class _StreamPartition(StatefulSourcePartition[Stored, int | None]):
         except Exception:
             log.exception("store: %s consumer stopped by an unexpected error", self._stream)
         finally:
-            self._loop.close()
+            close_loop(self._loop)
 
     async def _run(self) -> None:
         attempt = 0

@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection
 
 from connectors.control import ControlBus
 from connectors.limits import BackoffDelays, WindowBudget
+from connectors.loop_end import close_loop
 from connectors.metrics import CONNECTION_FAILURES, REST_FAILURES, RESYNC_REQUESTS, SILENT_SOCKETS
 from schemas.events import ResyncRequest, SourceAction
 from schemas.raw import RawEvent
@@ -321,7 +322,7 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
         except Exception:
             log.exception("feed %s stopped with an error", feed.key)
         finally:
-            self._loop.close()
+            close_loop(self._loop)
 
     def _emit(self, raw: RawEvent) -> None:
         if self._prepare is not None and raw.kind == "rest":

@@ -51,6 +51,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats.aio.client import Client
 
 from connectors.jetstream import CONNECT_TIMEOUT_S, connect, ensure_streams, redact
+from connectors.loop_end import close_loop
 from connectors.pub_acks import AckInbox, PendingAck
 from connectors.spill_log import Backlog, SpillLog, encode_record
 from schemas.publication import Publication
@@ -252,7 +253,7 @@ class _NatsPartition(StatefulSinkPartition[Publication, None]):
         except Exception:
             log.exception("NATS sink: publisher stopped by an unexpected error")
         finally:
-            self._loop.close()
+            close_loop(self._loop)
 
     def _done(self) -> bool:
         """Closing, and either everything is acked or the close deadline has passed."""
