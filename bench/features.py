@@ -5,7 +5,7 @@
 Prints, for a simulated recording of one book (5000 levels, ~10 updates a second):
 - offline path: rows per second of `flows.dataset.book_rows` (sync engine + feature engine,
   a row per update), and the feature engine's own rate (that time less the sync loop alone);
-- live path: the Bytewax replay flow with the features step, against the same flow
+- live path: the Bytewax replay flow with live features in book_sync, against the same flow
   without it (every update sampled, as the dataset does);
 - `dataset build`: rows per second, and its time over replaying the same recording
   (`flows.replay.run_replay` writing the normalized events, the product replay), by wall
@@ -25,7 +25,6 @@ from bytewax.testing import TestingSink, run_main
 
 from connectors.replay_source import RecordingSource
 from flows.dataset import DatasetSettings, book_rows, build_dataset
-from flows.features_step import feature_step
 from flows.offline import sync_messages
 from flows.replay import run_replay
 from flows.steps import UNKEYED, BookSyncLogic, decode_step
@@ -54,11 +53,12 @@ def live_flow(recording: Path, with_features: bool) -> int:
     raw = op.input("recording", flow, RecordingSource([recording]))
     decoded = op.flat_map("decode", raw, decode_step)
     routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
-    synced = op.stateful("book_sync", routed.trues, lambda resume: BookSyncLogic(SyncSettings(), resume))
+    features = SETTINGS if with_features else None
+    synced = op.stateful("book_sync", routed.trues,
+                         lambda resume: BookSyncLogic(SyncSettings(), resume, features=features))
     out: list[object] = []
     if with_features:
-        op.output("out", op.filter("rows", feature_step("features", synced, SETTINGS),
-                                   lambda e: type(e).__name__ == "FeatureRow"), TestingSink(out))
+        op.output("out", op.filter("rows", synced, lambda kv: type(kv[1]).__name__ == "FeatureRow"), TestingSink(out))
     else:
         op.output("out", op.filter("none", synced, lambda kv: False), TestingSink(out))
     run_main(flow)
@@ -78,7 +78,7 @@ def main() -> None:
         offline_s, rows = timed("offline path: sync + features per update",
                                 lambda: sum(1 for _ in book_rows([recording], "binance", "BTC-USDT", SETTINGS)))
         plain_s, _ = timed("live path: replay flow without features", lambda: live_flow(recording, False))
-        live_s, live_rows = timed("live path: replay flow with the features step", lambda: live_flow(recording, True))
+        live_s, live_rows = timed("live path: replay flow with live features", lambda: live_flow(recording, True))
         replay = "reference: marketprism replay (events written)"
         replay_s, _ = timed(replay,
                             lambda: run_replay([recording], out=Path(tmp) / "events.jsonl"))

@@ -185,6 +185,7 @@ def _instrument() -> dict[str, Any]:
     worker's time per call in decode, book_sync and routing, by event type.
     """
     import flows.collect as collect
+    import flows.publishing as publishing
     from connectors import live_source
     from connectors.pub_acks import AckInbox, PendingAck
     from flows.steps import BookSyncLogic
@@ -253,7 +254,8 @@ def _instrument() -> dict[str, Any]:
     PendingAck.settle = acked  # type: ignore[method-assign]
     collect.decode_step = timed("decode", collect.decode_step, lambda a: getattr(a[0], "kind", "?"))
     BookSyncLogic.on_item = timed("book_sync", BookSyncLogic.on_item, lambda a: type(a[1][1]).__name__)  # type: ignore[method-assign]
-    collect.publications = timed("route", collect.publications, lambda a: type(a[0]).__name__)
+    collect.publications = timed("route", collect.publications, lambda a: type(a[0]).__name__)  # full books
+    publishing.publications = timed("route", publishing.publications, lambda a: type(a[0]).__name__)
     return {"stages": stages, "steps": steps, "on_publish": at_sink}
 
 

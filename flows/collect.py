@@ -38,15 +38,14 @@ from connectors.okx import OkxEndpoints, OkxFeed, books_full_budget
 from connectors.okx import connect_budget as okx_connect_budget
 from connectors.recorder import RecorderSink
 from flows.metrics import MetricsSink, observe_latency
+from flows.publishing import MARKET_EVENTS, routed_publications
 from flows.runtime import set_on_sigterm, tune_garbage_collector
-from flows.features_step import feature_step
 from flows.status import StatusBoard, StatusBoardSink, store_metrics_url
 from flows.store_process import StoreProcess
 from flows.steps import UNKEYED, BookSyncLogic, StatusUpdate, decode_off_worker, decode_step, report_fold
 from operators.report import ReportBuilder
 from operators.routing import publications
 from operators.features.engine import FeatureSettings
-from operators.features.publish import feature_publication
 from operators.sync_base import SyncSettings
 from schemas.events import BookFull, QualityEvent, ResyncRequest
 from schemas.raw import VENUES
@@ -110,58 +109,57 @@ def build_flow(
         op.output("recorder", raw, RecorderSink(settings.data_dir / "recordings"))
     decoded = op.flat_map("decode", raw, decode_step)
     routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
+    features = "nats" in settings.sinks and (
+        settings.features_every_updates is not None or settings.features_interval_ms is not None)
+    feature_settings = FeatureSettings(every_updates=settings.features_every_updates,
+                                       interval_ms=settings.features_interval_ms,
+                                       depth=settings.depth) if features else None
     synced = op.stateful(
-        "book_sync", routed.trues, lambda resume: BookSyncLogic(sync_settings, resume, status_every)
+        "book_sync", routed.trues,
+        lambda resume: BookSyncLogic(sync_settings, resume, status_every, features=feature_settings),
     )
-    events = op.map("events", synced, lambda kv: kv[1])
+    # Every event passes one Python call per step it meets, on the worker that must keep up
+    # with the exchange: market data takes the fewest steps (a branch here, one for full
+    # books, the routing), and only the rare rest meets the filters of the other sinks.
+    split = op.branch("market_data", synced, lambda kv: type(kv[1]) in MARKET_EVENTS)
+    others = op.map("others", split.falses, lambda kv: kv[1])
 
-    resyncs = op.filter("resyncs", events, lambda e: isinstance(e, ResyncRequest))
+    resyncs = op.filter("resyncs", others, lambda e: isinstance(e, ResyncRequest))
     op.output("control_bus", resyncs, ControlBusSink(bus, close_bus=own_bus))
 
-    statuses = op.filter("status_updates", events, lambda e: isinstance(e, StatusUpdate))
+    statuses = op.filter("status_updates", others, lambda e: isinstance(e, StatusUpdate))
     op.output("metrics", statuses, MetricsSink(settings.depth))
 
     unkeyed = op.map("unkeyed", routed.falses, lambda kv: kv[1][1])
-    watched = op.merge("watched", op.filter("status", events, lambda e: isinstance(e, QualityEvent)), unkeyed)
+    watched = op.merge("watched", op.filter("status", others, lambda e: isinstance(e, QualityEvent)), unkeyed)
     op.output("status_board", watched, StatusBoardSink(board))
 
-    finals = op.filter("finals", events, lambda e: type(e) is tuple)
+    finals = op.filter("finals", others, lambda e: type(e) is tuple)
     unkeyed_rejects = op.filter("unkeyed_rejects", unkeyed, lambda e: isinstance(e, QualityEvent))
     summary_items = op.key_on("one", op.merge("summary_items", finals, unkeyed_rejects), lambda _: "summary")
     report = op.fold_final("summary", summary_items, ReportBuilder, report_fold)
     op.output("summary_out", op.map_value("render", report, ReportBuilder.render), JsonDocumentSink(None, summary))
-
-    features = "nats" in settings.sinks and (
-        settings.features_every_updates is not None or settings.features_interval_ms is not None)
-    if features:
-        feature_settings = FeatureSettings(every_updates=settings.features_every_updates,
-                                           interval_ms=settings.features_interval_ms, depth=settings.depth)
-        featured = feature_step("features", synced, feature_settings)
 
     if "clickhouse" in settings.sinks and "nats" not in settings.sinks:
         raise ValueError("the clickhouse sink stores what the collector publishes: it needs the nats sink too")
     if "nats" in settings.sinks:
         if nats_url is None:
             raise ValueError("the nats sink needs a NATS URL (or an embedded server)")
-        timed = op.inspect("publish_latency", events, lambda _step, event: observe_latency(event))
-        messages = op.flat_map("route", op.filter("not_full", timed, lambda e: not isinstance(e, BookFull)),
-                               publications)
-        if features:
-            # feature rows go to features.{ex}.{sym}; full books carry `ml_features`
-            rows = op.filter("feature_rows", featured, lambda e: not isinstance(e, BookFull))
-            messages = op.merge("all_messages", messages, op.map("route_features", rows, feature_publication))
-        full_books = op.filter("full_books", featured if features else timed, lambda e: isinstance(e, BookFull))
+        quality = op.filter("quality", split.falses, lambda kv: isinstance(kv[1], QualityEvent))
+        published = op.branch("full_books", op.merge("published", split.trues, quality),
+                              lambda kv: type(kv[1]) is BookFull)
         streams = StreamSettings()
         warn_of_small_streams(settings, streams)
         spill = settings.data_dir / "spill"
         sink = NatsJetStreamSink(nats_url, streams, spill / "nats", on_write=on_publish)
-        op.output("nats", op.key_on("by_subject", messages, lambda p: p.subject), sink)
+        op.output("nats", op.flat_map("route", published.falses, routed_publications), sink)
         # Full books (5000 levels a side) are encoded on a thread of their own and published
         # on a connection of their own: the deltas behind them never wait for the encoding.
         full_nats = NatsJetStreamSink(nats_url, streams, spill / "nats-full", on_write=on_publish)
         full_sink = OffWorkerSink(full_nats, publications)
         PUBLISHER_METRICS.watch(sink.stats, full_nats.stats)
-        op.output("nats_full", op.key_on("full_by_book", full_books, lambda b: f"{b.venue}:{b.symbol}"), full_sink)
+        full_books = op.inspect("full_latency", published.trues, lambda _step, kv: observe_latency(kv[1]))
+        op.output("nats_full", full_books, full_sink)
     return flow
 
 

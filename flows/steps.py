@@ -11,7 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 from bytewax.operators import StatefulLogic
 
+from flows.live_features import LiveFeatures
 from operators.book_sync import BookSync
+from operators.features.engine import FeatureSettings
 from operators.report import ReportBuilder
 from operators.decode import Keyed, decode, decode_typed_chunk_keyed
 from operators.sync_base import SyncSettings
@@ -103,26 +105,44 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookResume]):
     `status_every`), it also wakes every `status_every` to run the book's watchdog on the
     wall clock and hand its counters to the status board; a replay never looks at a clock.
 
+    With `features`, the book's live feature engine runs here too (`LiveFeatures`): its rows
+    follow the events that made them, and full books carry `ml_features`.
+
     Recovery snapshot: a plain value, the book's last update id (`BookResume`), never the
     book: a live feed cannot rewind, so after a restart the book resyncs from a fresh
     snapshot, and what it missed meanwhile is said as a `gap` quality event.
     """
 
-    def __init__(self, settings: SyncSettings, resume: BookResume, status_every: timedelta | None = None) -> None:
+    def __init__(
+        self,
+        settings: SyncSettings,
+        resume: BookResume,
+        status_every: timedelta | None = None,
+        *,
+        features: FeatureSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.sync: BookSync | None = None
         self.resume = resume
         self.status_every = status_every
+        self.feature_settings = features
+        self.features: LiveFeatures | None = None
         self._next_status: datetime | None = None
+
+    def _start(self, key: str) -> BookSync:
+        self.sync = BookSync(key, self.settings)
+        self.sync.machine.resumed_after = self.resume
+        if self.feature_settings is not None:
+            self.features = LiveFeatures(key, self.feature_settings)
+        return self.sync
 
     def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
         key, msg = value
-        if self.sync is None:
-            self.sync = BookSync(key, self.settings)
-            self.sync.machine.resumed_after = self.resume
+        sync = self.sync or self._start(key)
         if self.status_every is not None and self._next_status is None:
             self._next_status = datetime.now(timezone.utc) + self.status_every
-        return self.sync.handle(msg), StatefulLogic.RETAIN
+        events = sync.handle(msg)
+        return (events if self.features is None else self.features.add_to(events)), StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[object], bool]:
         assert self.sync is not None and self.status_every is not None
@@ -130,6 +150,8 @@ class BookSyncLogic(StatefulLogic[tuple[str, object], object, BookResume]):
         machine = self.sync.machine
         now_ns = time.time_ns()
         out = machine.watch(now_ns)
+        if self.features is not None:
+            out = self.features.add_to(out)
         stats = replace(self.sync.stats(), errors=[])
         out.append(StatusUpdate(f"{machine.venue}:{machine.symbol}", stats, machine.synced, now_ns))
         return out, StatefulLogic.RETAIN
@@ -157,10 +179,7 @@ class BookSyncChunkLogic(BookSyncLogic):
 
     def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
         key, msgs = value
-        if self.sync is None:
-            self.sync = BookSync(key, self.settings)
-            self.sync.machine.resumed_after = self.resume
-        events = self.sync.handle_many(msgs)  # type: ignore[arg-type]
+        events = (self.sync or self._start(key)).handle_many(msgs)  # type: ignore[arg-type]
         return ([events] if events else []), StatefulLogic.RETAIN
 
 

@@ -59,7 +59,7 @@ class BookFull:
     # The first book of a `snapshot_interval_ms` slot of exchange time (or a fresh
     # snapshot): it also goes to `orderbook.snapshot`.
     snapshot_slot_start: bool = False
-    # The plan's `ml_features`: the book's latest feature row (set by the features step).
+    # The plan's `ml_features`: the book's latest feature row (set by book_sync's live features).
     ml_features: dict[str, float | None] | None = None
 
 

@@ -1,4 +1,4 @@
-"""The live features step (a Bytewax step after book_sync) against the offline builder's
+"""The live features (book_sync's LiveFeatures) against the offline builder's
 loop: one recording replayed both ways gives the same rows; rows and full books reach
 their subjects and streams."""
 
@@ -14,7 +14,6 @@ from bytewax.testing import TestingSink, run_main
 
 from connectors.replay_source import RecordingSource
 from flows.dataset import book_rows
-from flows.features_step import feature_step
 from flows.steps import UNKEYED, BookSyncLogic, decode_step
 from operators.features.engine import FeatureSettings
 from operators.features.publish import feature_publication
@@ -40,9 +39,10 @@ def live_outputs(recording: Path) -> list[object]:
     raw = op.input("recording", flow, RecordingSource([recording]))
     decoded = op.flat_map("decode", raw, decode_step)
     routed = op.branch("has_book", decoded, lambda kv: kv[0] != UNKEYED)
-    synced = op.stateful("book_sync", routed.trues, lambda resume: BookSyncLogic(SyncSettings(), resume))
+    synced = op.stateful("book_sync", routed.trues,
+                         lambda resume: BookSyncLogic(SyncSettings(), resume, features=SETTINGS))
     out: list[object] = []
-    op.output("out", feature_step("features", synced, SETTINGS), TestingSink(out))
+    op.output("out", op.map("events", synced, lambda kv: kv[1]), TestingSink(out))
     run_main(flow)
     return out
 

@@ -1,4 +1,4 @@
-"""The features step's state: one book's engine plus the latest row, for the plan's `ml_features`."""
+"""One book's feature engine plus the latest row, for the plan's `ml_features` (the live features in book_sync)."""
 
 from __future__ import annotations
 
