@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import compress, repeat
 from operator import eq
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ from flows.live_features import LiveFeatures
 from operators.book_sync import BookSync
 from operators.features.engine import FeatureSettings
 from operators.report import ReportBuilder
+from operators.sliced_json import loads_in_slices
 from operators.decode import Keyed, decode, decode_typed_chunk_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
@@ -50,9 +52,22 @@ class DecodedRawEvent(RawEvent, frozen=True, gc=True):
     decoded: list[Keyed] | Ignored
 
 
+# OKX books-full answers parsed in slices of this many characters (about 0.2 ms of GIL
+# each), with a pause between slices in which the flow's worker can take the GIL.
+_DEEP_SLICE_CHARS = 32_768
+_DEEP_PAUSE_S = 0.0002
+
+
+def _pause_for_the_worker() -> None:
+    time.sleep(_DEEP_PAUSE_S)
+
+
 def decode_off_worker(raw: RawEvent) -> RawEvent:
-    """The live source's `prepare` hook: the REST answer with its decoding done."""
-    return DecodedRawEvent(raw.recv_ns, raw.venue, raw.conn, raw.kind, raw.symbol, raw.url, raw.data, decode(raw))
+    """The live source's `prepare` hook: the REST answer with its decoding done, in slices
+    that leave the GIL to the flow's worker now and then (`operators.sliced_json`)."""
+    decoded = decode(raw, okx_loads=partial(loads_in_slices, slice_chars=_DEEP_SLICE_CHARS,
+                                            pause=_pause_for_the_worker))
+    return DecodedRawEvent(raw.recv_ns, raw.venue, raw.conn, raw.kind, raw.symbol, raw.url, raw.data, decoded)
 
 
 def decode_step(item: RawEvent | RecordingDefect) -> list[tuple[str, tuple[str, object]]]:

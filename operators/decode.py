@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from operator import attrgetter, itemgetter
+from typing import Any
+
+import orjson
 
 from operators.binance_columns import decode_typed_chunk
 from operators.binance_wire import KLINE_INTERVAL, normalized_symbol, decode_binance
@@ -25,10 +29,13 @@ def book_key(venue: str, symbol: str) -> str:
     return f"{venue}:{symbol}"
 
 
-def decode(raw: RawEvent) -> list[Keyed] | Ignored:
-    """Typed messages with their book key; None as key when the message named no book."""
+def decode(raw: RawEvent, *, okx_loads: Callable[[str], Any] = orjson.loads) -> list[Keyed] | Ignored:
+    """Typed messages with their book key; None as key when the message named no book.
+    `okx_loads` parses OKX messages: the live source's thread parses `books-full` answers
+    (every second, 330 KB) in slices; Binance's deep answers, snapshots at syncs and
+    audits only, take the typed decoder's one pass."""
     if raw.venue == "okx":
-        decoded = decode_okx(raw)
+        decoded = decode_okx(raw, okx_loads)
     elif raw.venue in ("binance", "binance_us"):
         decoded = decode_binance(raw)
     else:

@@ -9,6 +9,7 @@ with optional `seqId`/`prevSeqId` and `checksum`), so they decode alike. Candles
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -176,14 +177,15 @@ def _decode_rest(raw: RawEvent, obj: dict[str, Any]) -> list[Decoded] | Ignored:
     return [(symbol, deep)]
 
 
-def decode_okx(raw: RawEvent) -> list[Decoded] | Ignored:
-    """One OKX frame -> [(instId, typed message or Rejected)], or an Ignored control frame."""
+def decode_okx(raw: RawEvent, loads: Callable[[str], Any] = orjson.loads) -> list[Decoded] | Ignored:
+    """One OKX frame -> [(instId, typed message or Rejected)], or an Ignored control frame;
+    `loads` parses it (anything giving orjson's result and errors)."""
     if len(raw.data) > MAX_FRAME_BYTES:
         return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"oversized frame of {len(raw.data)} bytes", raw.recv_ns))]
     if raw.data == "pong":
         return Ignored(raw.venue, "pong")
     try:
-        obj = orjson.loads(raw.data)
+        obj = loads(raw.data)
     except orjson.JSONDecodeError as exc:
         return [(raw.symbol, Rejected(raw.venue, raw.symbol, f"malformed JSON: {exc}", raw.recv_ns))]
     if not isinstance(obj, dict):
