@@ -62,11 +62,13 @@ def _pause_for_the_worker() -> None:
     time.sleep(_DEEP_PAUSE_S)
 
 
+_LOADS_IN_SLICES = partial(loads_in_slices, slice_chars=_DEEP_SLICE_CHARS, pause=_pause_for_the_worker)
+
+
 def decode_off_worker(raw: RawEvent) -> RawEvent:
     """The live source's `prepare` hook: the REST answer with its decoding done, in slices
     that leave the GIL to the flow's worker now and then (`operators.sliced_json`)."""
-    decoded = decode(raw, okx_loads=partial(loads_in_slices, slice_chars=_DEEP_SLICE_CHARS,
-                                            pause=_pause_for_the_worker))
+    decoded = decode(raw, okx_loads=_LOADS_IN_SLICES)
     return DecodedRawEvent(raw.recv_ns, raw.venue, raw.conn, raw.kind, raw.symbol, raw.url, raw.data, decoded)
 
 
@@ -195,6 +197,8 @@ class BookSyncChunkLogic(BookSyncLogic):
     def on_item(self, value: tuple[str, object]) -> tuple[Iterable[object], bool]:
         key, msgs = value
         events = (self.sync or self._start(key)).handle_many(msgs)  # type: ignore[arg-type]
+        if self.features is not None:
+            events = self.features.add_to(events)
         return ([events] if events else []), StatefulLogic.RETAIN
 
 
