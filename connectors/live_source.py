@@ -42,6 +42,7 @@ from connectors.loop_end import close_loop
 from connectors.metrics import CONNECTION_FAILURES, REST_FAILURES, RESYNC_REQUESTS, SILENT_SOCKETS
 from schemas.events import ResyncRequest, SourceAction
 from schemas.raw import RawEvent
+from schemas.sliced_json import loads_yielding
 
 log = logging.getLogger(__name__)
 
@@ -210,12 +211,13 @@ class RestClient:
     def _request(self, url: str) -> _Attempt:
         response = self._session.get(url, timeout=10)
         recv_ns = time.time_ns()
-        try:
-            orjson.loads(response.content)
+        try:  # JSON is UTF-8; parsed whole, in slices: 5000-level answers held the GIL for ms
+            text = response.content.decode()
+            loads_yielding(text)
             is_json = True
-        except orjson.JSONDecodeError:
-            is_json = False
-        return _Attempt(response.status_code, response.headers, RestAnswer(recv_ns, response.text), is_json)
+        except (UnicodeDecodeError, orjson.JSONDecodeError):
+            text, is_json = response.text, False
+        return _Attempt(response.status_code, response.headers, RestAnswer(recv_ns, text), is_json)
 
     def close(self) -> None:
         self._session.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import partial
 from itertools import compress, repeat
 from operator import eq
 from datetime import datetime, timedelta, timezone
@@ -16,12 +15,12 @@ from flows.live_features import LiveFeatures
 from operators.book_sync import BookSync
 from operators.features.engine import FeatureSettings
 from operators.report import ReportBuilder
-from operators.sliced_json import loads_in_slices
 from operators.decode import Keyed, decode, decode_typed_chunk_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.events import BookStats, QualityEvent
 from schemas.raw import RawEvent, RecordingDefect
+from schemas.sliced_json import loads_yielding
 
 # The key under which items that name no book (defects, unkeyed rejects) travel.
 UNKEYED = ""
@@ -52,23 +51,10 @@ class DecodedRawEvent(RawEvent, frozen=True, gc=True):
     decoded: list[Keyed] | Ignored
 
 
-# OKX books-full answers parsed in slices of this many characters (about 0.2 ms of GIL
-# each), with a pause between slices in which the flow's worker can take the GIL.
-_DEEP_SLICE_CHARS = 32_768
-_DEEP_PAUSE_S = 0.0002
-
-
-def _pause_for_the_worker() -> None:
-    time.sleep(_DEEP_PAUSE_S)
-
-
-_LOADS_IN_SLICES = partial(loads_in_slices, slice_chars=_DEEP_SLICE_CHARS, pause=_pause_for_the_worker)
-
-
 def decode_off_worker(raw: RawEvent) -> RawEvent:
     """The live source's `prepare` hook: the REST answer with its decoding done, in slices
-    that leave the GIL to the flow's worker now and then (`operators.sliced_json`)."""
-    decoded = decode(raw, okx_loads=_LOADS_IN_SLICES)
+    that leave the GIL to the flow's worker now and then (`schemas.sliced_json`)."""
+    decoded = decode(raw, okx_loads=loads_yielding)
     return DecodedRawEvent(raw.recv_ns, raw.venue, raw.conn, raw.kind, raw.symbol, raw.url, raw.data, decoded)
 
 

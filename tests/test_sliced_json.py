@@ -1,4 +1,4 @@
-"""Sliced parsing of big answers (`operators.sliced_json`) gives exactly orjson's parse, or
+"""Sliced parsing of big answers (`schemas.sliced_json`) gives exactly orjson's parse, or
 its error, whatever the strings hold; the live source's decoding of an OKX books-full
 answer equals the replay's one-pass decoding."""
 
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from flows.steps import decode_off_worker
 from operators.decode import decode
-from operators.sliced_json import loads_in_slices
 from schemas.raw import RawEvent
+from schemas.sliced_json import loads_in_slices
 from sim.okx_format import encode, rest_books
 from sim.specs import spec_for
 

@@ -1,8 +1,9 @@
 """JSON documents with big arrays of levels, parsed in slices with a pause between them.
 
 An OKX `books-full` answer (330 KB, 5000 levels a side) parsed in one `orjson.loads`
-holds the GIL for 2-3 ms, every second and for every OKX book; the flow's worker, which
-must pass on the next websocket message within a millisecond, waits that long. Parsed a
+holds the GIL for 2-3 ms, every second and for every OKX book, twice: where the REST
+thread checks that the body is JSON, and where the answer is decoded; the flow's worker,
+which must pass on the next websocket message within a millisecond, waits that long. Parsed a
 slice of levels at a time with `pause()` between slices (a short sleep lets a waiting
 thread take the GIL), no single call holds it for more than a fraction of a millisecond.
 
@@ -17,10 +18,16 @@ string, a marker text in the document, malformed JSON) falls back to one whole p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+# What the live source's threads use: slices of about 0.2 ms of parsing each, and a pause
+# long enough for a thread waiting on the GIL to take it.
+SLICE_CHARS = 32_768
+PAUSE_S = 0.0002
 
 _MARK = "\x00sliced-array-"
 _MARK_JSON = "\\u0000sliced-array-"
@@ -60,6 +67,16 @@ def loads_in_slices(text: str, *, slice_chars: int, pause: Callable[[], None]) -
     if sorted(found) != list(range(len(arrays))):
         return orjson.loads(text)
     return document
+
+
+def loads_yielding(text: str) -> Any:
+    """`loads_in_slices` as the live source's threads use it: between slices they sleep
+    `PAUSE_S`, so a thread waiting on the GIL (the flow's worker) takes it."""
+    return loads_in_slices(text, slice_chars=SLICE_CHARS, pause=_pause)
+
+
+def _pause() -> None:
+    time.sleep(PAUSE_S)
 
 
 def _sliced_array(inner: str, slice_chars: int, pause: Callable[[], None]) -> list[Any]:
