@@ -55,7 +55,7 @@ from connectors.acks import Acks, AckLedger, Stored
 from connectors.clickhouse_backend import Backend, ensure_schema, open_backend
 from connectors.spill import SUFFIX, SpillQueue, fsync_dir, write_durably
 from schemas.clickhouse import TABLES, ClickHouseSettings
-from schemas.clickhouse_rows import Batch, FullBookFrames, add_event, batch_len, batch_token
+from schemas.clickhouse_rows import Batch, FeatureSampling, FullBookFrames, add_event, batch_len, batch_token
 from schemas.events import BookDelta, BookFull
 from schemas.features import FeatureRow
 
@@ -87,6 +87,7 @@ class SinkStats:
     buffered: int = 0  # sealed batches waiting in memory
     on_disk: int = 0  # sealed batches waiting in the spill directory
     on_disk_bytes: int = 0
+    features_not_kept: int = 0  # feature rows between the stored samples (ClickHouseSettings.features_interval_ms)
     inserted_by_table: dict[str, int] = field(default_factory=dict)
     batches_by_table: dict[str, int] = field(default_factory=dict)
     # The store's stream messages in committed batches, per (stream, table).
@@ -202,6 +203,7 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         self._open_sizes: dict[str, int] = {}
         self._open_since: dict[str, float] = {}
         self._frames = FullBookFrames()  # full books after the first of each book: against the previous one
+        self._sampling = FeatureSampling(settings.features_interval_ms)
         self._open_idents: dict[str, list[str]] = {}
         self._open_acks: dict[str, Acks] = {}
         self._queue: SpillQueue[_Sealed] = SpillQueue(spill_dir, _encode, _decode)
@@ -223,8 +225,13 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
         with self._cond:
             for value in values:
                 event = value.event if isinstance(value, Stored) else value
+                if isinstance(event, FeatureRow) and not self._sampling.keep(event):
+                    self.stats.features_not_kept += 1
+                    self._acknowledge_unstored(value)
+                    continue
                 table = add_event(self._open, event, self._frames)
                 if table is None:
+                    self._acknowledge_unstored(value)
                     continue
                 if isinstance(value, Stored):
                     self._open_idents.setdefault(table, []).append(value.ident)
@@ -243,6 +250,11 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
                 self._check_writer_alive()
             self._update_gauges()
             self._log_backlog()
+
+    def _acknowledge_unstored(self, value: object) -> None:
+        """A stream message with no row to store is done: acked now, not redelivered forever."""
+        if self._ledger is not None and isinstance(value, Stored) and value.seq is not None:
+            self._ledger.committed({value.stream: [value.seq]})
 
     def snapshot(self) -> None:
         """Seal every open batch and make it durable: inserted, or else fsync'd to disk."""

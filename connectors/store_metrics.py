@@ -125,7 +125,12 @@ def _sink_families(sink: SinkStats) -> Iterator[Metric]:
     spill_batches.add_metric([], sink.on_disk)
     spill_bytes = GaugeMetricFamily("marketprism_store_spill_bytes", "Bytes of those batches")
     spill_bytes.add_metric([], sink.on_disk_bytes)
-    yield from (stored, rows, batches, failures, rejected, spill_batches, spill_bytes)
+    between_samples = CounterMetricFamily(
+        "marketprism_store_features_not_kept",
+        "Feature messages acked without a row: between the table's samples (MARKETPRISM_CLICKHOUSE_FEATURES_INTERVAL_MS)",
+    )
+    between_samples.add_metric([], sink.features_not_kept)
+    yield from (stored, rows, batches, failures, rejected, spill_batches, spill_bytes, between_samples)
     if sink.connected is not None:
         up = GaugeMetricFamily("marketprism_store_clickhouse_up", "1 if the last connect or insert worked, else 0")
         up.add_metric([], 1.0 if sink.connected else 0.0)

@@ -310,7 +310,10 @@ KLINES = Table(
 )
 
 # One row per feature sample (`operators.features`, as published on features.{ex}.{sym}),
-# keyed as the delta it follows. Names and values are parallel arrays, as levels are: which
+# keyed as the delta it follows: by default the first sample of each book in every 10 s
+# (`ClickHouseSettings.features_interval_ms`, `schemas.clickhouse_rows.FeatureSampling`),
+# since a row costs more than the book's market data of that second and every sample can
+# be computed again from the stored books. Names and values are parallel arrays, as levels are: which
 # features a row has depends on the engine's settings (bands, notionals, OFI levels), so a
 # column per feature would need a migration for every setting; one value is
 # `feature_values[indexOf(feature_names, 'spread')]`. The names repeat in every row and
@@ -496,6 +499,10 @@ class ClickHouseSettings(BaseSettings):
     )
     batch_rows: int = Field(default=10_000, ge=1, description="a table's batch is inserted at this many rows...")
     batch_age_s: float = Field(default=5.0, gt=0, description="...or when its oldest row is this old")
+    features_interval_ms: int = Field(
+        default=10_000, ge=0, description="the features table keeps the first sample of each book in every slot "
+        "this long (the FEATURES stream keeps them all); 0 stores every sample",
+    )
 
     @field_validator("url")
     @classmethod

@@ -212,6 +212,35 @@ def _kline_row(k: Kline) -> Row:
     )
 
 
+class FeatureSampling:
+    """Which feature rows a writer stores: the first of each book in every `interval_ms` slot
+    of its time (`timestamp`), or every row when `interval_ms` is 0.
+
+    The FEATURES stream keeps every sample; the table is a coarser grid because one row
+    (200-odd float64 values, about 1 KB compressed, near their entropy) costs more than the
+    book's market data of the same second, and every sample can be computed again, to the
+    bit, from the stored books (`marketprism dataset build --from clickhouse`). Like
+    `FullBookFrames` it knows only what this writer saw: one that restarts stores the first
+    row of each book it sees again, so a slot may hold one row more after a restart.
+    """
+
+    def __init__(self, interval_ms: int) -> None:
+        if interval_ms < 0:
+            raise ValueError("interval_ms must be 0 (every row) or positive")
+        self._interval = interval_ms
+        self._slots: dict[tuple[str, str], int] = {}
+
+    def keep(self, row: FeatureRow) -> bool:
+        if not self._interval:
+            return True
+        slot = _ms(row.exchange_ms, row.recv_ns) // self._interval
+        book = (row.venue, row.symbol)
+        if self._slots.get(book) == slot:
+            return False
+        self._slots[book] = slot
+        return True
+
+
 def _feature_row(f: FeatureRow) -> Row:
     return (f.venue, f.symbol, _ms(f.exchange_ms, f.recv_ns), f.update_id or 0, f.recv_ns,
             list(f.values), list(f.values.values()))

@@ -165,6 +165,7 @@ def flow_env(simulator: SimulatorThread, nats_url: str, tmp_path: Path, **extra:
         MARKETPRISM_METRICS_PORT=str(free_port()), MARKETPRISM_STORE_METRICS_PORT=str(free_port()),
         MARKETPRISM_SYMBOLS="BTC-USDT", MARKETPRISM_NATS_URL=nats_url, MARKETPRISM_DATA_DIR=str(tmp_path),
         MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"),
+        MARKETPRISM_CLICKHOUSE_FEATURES_INTERVAL_MS="0",  # every feature row stored, so each can be counted once
         MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
         MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url, **extra,
     )

@@ -113,7 +113,7 @@ def test_the_server_dies_mid_write_and_every_row_is_stored_once(
 ) -> None:
     caplog.set_level(logging.INFO)
     config = ClickHouseSettings(url=server.url, user=server.USER, password=SecretStr(server.password),
-                                database=database, batch_rows=40, batch_age_s=0.05)
+                                database=database, batch_rows=40, batch_age_s=0.05, features_interval_ms=0)
     sink = ClickHouseSink(config, tmp_path / "spill", retry_cap_s=0.3, close_timeout_s=30, manage_schema=False)
     partition = sink.build_part("clickhouse", "clickhouse", None)
     chunks = [events[i : i + 25] for i in range(0, len(events), 25)]
@@ -151,7 +151,7 @@ def test_the_sink_logs_in_over_tls_with_a_password_file_and_no_secret_shows(
     password_file = tmp_path / "clickhouse-password"
     password_file.write_text(server.password + "\n")  # as `kubectl create secret --from-file` leaves it
     for name, value in (("URL", server.secure_url), ("USER", server.USER), ("PASSWORD_FILE", str(password_file)),
-                        ("TLS_CA_FILE", str(server.tls.ca)), ("DATABASE", database)):
+                        ("TLS_CA_FILE", str(server.tls.ca)), ("DATABASE", database), ("FEATURES_INTERVAL_MS", "0")):
         monkeypatch.setenv(f"MARKETPRISM_CLICKHOUSE_{name}", value)
     monkeypatch.delenv("MARKETPRISM_CLICKHOUSE_PASSWORD", raising=False)
     settings = ClickHouseSettings()

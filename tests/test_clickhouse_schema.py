@@ -22,7 +22,7 @@ from schemas.clickhouse import (
     TOP_LEVELS, UNITS_FORM, ClickHouseSettings, Column, Table, migration_sql, parse_url,
 )
 from schemas.clickhouse_rows import (
-    CHANGES, DELTAS, WHOLE, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
+    CHANGES, DELTAS, WHOLE, FeatureSampling, FullBookFrames, StoredFullBook, add_event, batch_len, batch_token, table_of, to_batches,
 )
 from schemas.decimal_units import SHORTEST
 from schemas.events import BookDelta, BookFull, Kline, QualityEvent, Trade
@@ -206,6 +206,22 @@ def test_a_new_slot_starts_whole_and_a_writer_that_restarts_starts_whole(events:
     assert FullBookFrames().row(fulls[2])[encoding] == WHOLE, "a new writer knows no previous book"
     every_ms = FullBookFrames(keyframe_interval_ms=1)
     assert {every_ms.row(f)[encoding] for f in fulls} == {WHOLE}
+
+
+def test_feature_rows_are_kept_first_of_each_slot_per_book_and_a_new_writer_keeps_its_first() -> None:
+    def row(venue: str, exchange_ms: int | None, recv_ms: int) -> FeatureRow:
+        return FeatureRow(venue, "BTC-USDT", 1, exchange_ms, recv_ms * 1_000_000, {"spread": 0.1})
+
+    # Slots of 10 s of exchange time (receive time where the venue gave none): 0-9999 is slot 0.
+    rows = [row("binance", 0, 5), row("okx", 9_999, 5), row("binance", 9_999, 5), row("binance", 10_000, 5),
+            row("binance", None, 10_001), row("okx", 10_500, 5), row("binance", 25_000, 5), row("binance", 29_999, 5)]
+    sampling = FeatureSampling(10_000)
+    assert [sampling.keep(r) for r in rows] == [True, True, False, True, False, True, True, False]
+    assert FeatureSampling(10_000).keep(rows[-1]), "a writer that starts keeps the first row it sees"
+    every = FeatureSampling(0)
+    assert all(every.keep(r) for r in rows)
+    with pytest.raises(ValueError):
+        FeatureSampling(-1)
 
 
 def test_levels_are_stored_as_integers_and_texts_with_no_integer_form_as_text(

@@ -73,6 +73,7 @@ def test_restart_after_kill_stores_every_published_message_once(tmp_path: Path) 
             MARKETPRISM_NATS_URL=server.url, MARKETPRISM_STORE_ACK_WAIT_S="5",
             MARKETPRISM_METRICS_PORT="0", MARKETPRISM_STORE_METRICS_PORT=str(free_port()),  # the second store rebinds it
             MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH=str(tmp_path / "clickhouse"), MARKETPRISM_CLICKHOUSE_BATCH_AGE_S="1",
+            MARKETPRISM_CLICKHOUSE_FEATURES_INTERVAL_MS="0",  # every feature row, each counted once
             MARKETPRISM_BINANCE_REST_URL=simulator.binance_url, MARKETPRISM_BINANCE_WS_URL=simulator.binance_ws_url,
             MARKETPRISM_OKX_REST_URL=simulator.okx_url, MARKETPRISM_OKX_WS_URL=simulator.okx_ws_url,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -138,13 +139,31 @@ def _store_figures() -> dict[str, float]:
             for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")}
 
 
+def _first_of_each_slot(published: list[dict[str, Any]], interval_ms: int) -> list[dict[str, Any]]:
+    """The messages a features table sampled every `interval_ms` must hold: per book, the first
+    message (stream order) whose `timestamp` falls in each slot; all of them for 0."""
+    if not interval_ms:
+        return published
+    seen: set[tuple[str, str, int]] = set()
+    firsts = []
+    for payload in published:
+        slot = (payload["exchange_name"], payload["symbol_name"], payload["timestamp"] // interval_ms)
+        if slot not in seen:
+            seen.add(slot)
+            firsts.append(payload)
+    return firsts
+
+
+@pytest.mark.parametrize("interval_ms", [0, 1000])
 def test_feature_rows_published_on_nats_are_stored_once_with_the_same_values(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval_ms: int
 ) -> None:
-    """The FEATURES stream is stored like the others: every message once, its values as sent."""
-    database = "store_features"
+    """The FEATURES stream is stored like the others: every message once (or, sampled, the
+    first of each book in every slot), its values as sent; every message acked either way."""
+    database = f"store_features_{interval_ms}"
     monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_EMBEDDED_PATH", str(chdb_dir()))
     monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_DATABASE", database)
+    monkeypatch.setenv("MARKETPRISM_CLICKHOUSE_FEATURES_INTERVAL_MS", str(interval_ms))
     rows = feature_rows(replay(recording(seconds=4)), every_updates=1)
     with EmbeddedNatsServer(tmp_path / "nats") as server:
         publish(server.url, rows)
@@ -161,12 +180,16 @@ def test_feature_rows_published_on_nats_are_stored_once_with_the_same_values(
     finally:
         backend.close()
     assert len(published) == len(rows) > 50 and {len(p["features"]) for p in published} == {len(rows[0].values)}
-    assert total == len(stored) == len(published), "each message stored once"
+    kept = _first_of_each_slot(published, interval_ms)
+    if interval_ms:
+        assert len(published) > len(kept) > 8, "several slots per book, several messages per slot"
+    assert total == len(stored) == len(kept), "each kept message stored once"
+    assert _store_figures()["marketprism_store_features_not_kept_total"] == len(published) - len(kept)
 
     def key(venue: str, symbol: str, update_id: int | None, recv_ns: int) -> tuple[str, str, int, int]:
         return venue, symbol, update_id or 0, recv_ns
 
-    sent = {key(p["exchange_name"], p["symbol_name"], p["update_id"], p["recv_ns"]): p for p in published}
+    sent = {key(p["exchange_name"], p["symbol_name"], p["update_id"], p["recv_ns"]): p for p in kept}
     for row in stored:
         payload = sent.pop(key(row.venue, row.symbol, row.update_id, row.recv_ns))
         assert row.exchange_ms == payload["timestamp"]
