@@ -9,8 +9,8 @@ own). At least once a second the lines received are compressed and the block is 
 (`FLUSH_BLOCK`: the frame stays open), written and fsync'd, so a `kill -9` loses at most
 the last second and every file stays readable: a reader gets every flushed block of a
 frame that was never finished (`connectors.recording` drops only a torn last block).
-Compression runs on a thread of its own (python-zstandard releases the GIL), so the flow
-only hands each second's lines over. A restart never appends to an old file: it starts
+Writing the lines and compressing them run on a thread of its own (python-zstandard
+releases the GIL), so the flow only hands each second's events over. A restart never appends to an old file: it starts
 new ones.
 
 Unit of parallelism: one partition per worker (each writes its own files).
@@ -43,31 +43,33 @@ FLUSH_EVERY_S = 1.0
 # a block flushed in 1.1 ms against 0.5 ms), 12 MB of compressor per file.
 LEVEL = 5
 WINDOW_LOG = 23
-BACKLOG = 64  # seconds of lines waiting for the writer thread before the flow waits
+BACKLOG = 64  # seconds of events waiting for the writer thread before the flow waits
 
 
 class _HourFile:
-    """One open recording file: lines wait in memory until the writer thread compresses them."""
+    """One open recording file: events wait in memory until the writer thread turns them
+    into lines and compresses them."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._out: IO[bytes] = open(path, "ab")
-        self._pending: list[bytes] = []
+        self._pending: list[RawEvent] = []
         params = zstandard.ZstdCompressionParameters.from_level(LEVEL, window_log=WINDOW_LOG)
         self._compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
 
-    def add(self, line: bytes) -> None:
-        self._pending.append(line)
+    def add(self, event: RawEvent) -> None:
+        self._pending.append(event)
 
-    def take(self) -> bytes:
-        """The lines added since the last call (the flow's side)."""
-        chunk = b"".join(self._pending)
-        self._pending = []
-        return chunk
+    def take(self) -> list[RawEvent]:
+        """The events added since the last call (the flow's side)."""
+        events, self._pending = self._pending, []
+        return events
 
-    def write(self, chunk: bytes) -> None:
-        """Compress `chunk` into the open frame and make it durable (the writer thread's side)."""
+    def write(self, events: list[RawEvent]) -> None:
+        """`events` as lines, compressed into the open frame and made durable (the writer
+        thread's side: a 330 KB OKX books-full answer takes the worker no time to record)."""
+        chunk = b"".join([event_to_json(event) + b"\n" for event in events])
         data = self._compressor.compress(chunk) + self._compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
         self._durable(data)
 
@@ -87,19 +89,19 @@ class _Writer(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(name="recorder", daemon=True)
-        self.jobs: queue.Queue[tuple[_HourFile, bytes | None] | None] = queue.Queue(BACKLOG)
+        self.jobs: queue.Queue[tuple[_HourFile, list[RawEvent] | None] | None] = queue.Queue(BACKLOG)
         self.flush_ms: list[float] = []
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
             while (job := self.jobs.get()) is not None:
-                hour_file, chunk = job
+                hour_file, events = job
                 started = time.perf_counter()
-                if chunk is None:
+                if events is None:
                     hour_file.finish()
                     continue
-                hour_file.write(chunk)
+                hour_file.write(events)
                 self.flush_ms.append((time.perf_counter() - started) * 1000)
         except BaseException as exc:  # the flow raises it on its next write
             self.error = exc
@@ -139,15 +141,15 @@ class _RecorderPartition(StatelessSinkPartition[RawEvent]):
             found = self._files[key] = _HourFile(path)
         return found
 
-    def _hand_over(self, hour_file: _HourFile, chunk: bytes | None) -> None:
+    def _hand_over(self, hour_file: _HourFile, events: list[RawEvent] | None) -> None:
         if self._writer.error is not None:
             raise RuntimeError(f"recorder: writing {hour_file.path} failed") from self._writer.error
-        if chunk != b"":
-            self._writer.jobs.put((hour_file, chunk))
+        if events is None or events:
+            self._writer.jobs.put((hour_file, events))
 
     def write_batch(self, items: list[RawEvent]) -> None:
         for event in items:
-            self._file(event).add(event_to_json(event) + b"\n")
+            self._file(event).add(event)
         if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
             started = time.perf_counter()
             self._last_flush = time.monotonic()
