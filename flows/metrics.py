@@ -8,8 +8,10 @@ status comes from the worker that holds it); nothing to snapshot; delivery: at-m
 from __future__ import annotations
 
 import time
+from functools import cache
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from prometheus_client import Histogram
 
 from connectors.book_metrics import BOOK_METRICS, PUBLISH_LATENCY
 from flows.steps import StatusUpdate
@@ -20,11 +22,18 @@ _KINDS: dict[type, str] = {
 }
 
 
+@cache
+def _latency_of(venue: str, kind: str) -> Histogram:
+    """The histogram child of one venue and kind: `labels()` takes a lock and builds a key
+    every call, and this runs for every published event on the worker."""
+    return PUBLISH_LATENCY.labels(venue, kind)
+
+
 def observe_latency(event: object) -> None:
     """Receive -> handed to the NATS sink, for every published event (run just before routing)."""
     kind = _KINDS.get(type(event))
     if kind is not None:
-        PUBLISH_LATENCY.labels(event.venue, kind).observe((time.time_ns() - event.recv_ns) / 1e9)  # type: ignore[attr-defined]
+        _latency_of(event.venue, kind).observe((time.time_ns() - event.recv_ns) / 1e9)  # type: ignore[attr-defined]
 
 
 class _MetricsPartition(StatelessSinkPartition[StatusUpdate]):

@@ -10,6 +10,7 @@ filter must name all of them: the plan's `orderbook.full.*` would match nothing 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +51,7 @@ def _token(value: str) -> str:
     return token
 
 
+@lru_cache(maxsize=4096)  # a few dozen subjects, asked for by every publication on the worker
 def subject(kind: SubjectKind, exchange: str, symbol: str, interval: str | None = None) -> str:
     """`subject("full", "binance", "BTC-USDT")` -> `orderbook.full.binance.btc-usdt`; klines
     name their interval: `subject("kline", "okx", "BTC-USDT", "1m")` -> `market.okx.btc-usdt.kline.1m`."""
