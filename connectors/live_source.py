@@ -1,8 +1,9 @@
 """The live exchange sources: Bytewax plumbing, and the skeleton both venues' feeds share.
 
-Each partition is one `venue:symbol`, so workers (and Kubernetes pods) scale per symbol.
-The feed runs an asyncio event loop in a background thread (websockets and REST calls)
-and hands RawEvents over a thread-safe queue; `next_batch` drains it without blocking.
+Each worker takes its share of the books (`venue:symbol`), so workers (and Kubernetes
+pods) scale per symbol. Each book's feed runs an asyncio event loop in a background thread
+(websockets and REST calls) and hands RawEvents over the worker's one thread-safe queue;
+`next_batch` drains it without blocking.
 
 What both venues do alike lives here, so `connectors.binance` and `connectors.okx` hold
 only what differs: `LiveFeed` (the run lifecycle, and answering the control bus in a task
@@ -11,8 +12,8 @@ of its own: every `ResyncRequest` is logged with its reason and handed to the ve
 `connect_websocket` (the common options), `SilenceWatch` (a socket that sends nothing for
 `silence_s` is closed) and `reconnect_forever`.
 
-Unit of parallelism: one partition per `venue:symbol`.
-Recovery snapshot: nothing (None): a live feed cannot rewind; after a restart the book
+Unit of parallelism: one partition per worker, holding the books `keys[worker::workers]`.
+Recovery snapshot: nothing (a dynamic source): a live feed cannot rewind; after a restart the book
 resyncs from a fresh snapshot, and gaps while down are reported as gaps.
 Delivery: at-most-once per received message into the dataflow.
 """
@@ -33,7 +34,7 @@ from typing import Any, NamedTuple, Protocol, get_args
 import orjson
 import requests
 import websockets
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from websockets.asyncio.client import ClientConnection
 
 from connectors.control import ControlBus
@@ -300,13 +301,13 @@ class LiveFeed(ABC):
             log.error("%s: a feed task stopped with an error", self.key, exc_info=task.exception())
 
 
-class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
-    def __init__(
-        self, feed: Feed, deadline: float | None, prepare: Prepare | None = None, end: threading.Event | None = None
-    ) -> None:
-        self._queue: queue.SimpleQueue[RawEvent] = queue.SimpleQueue()
-        self._deadline = deadline
-        self._end = end
+class _FeedRun:
+    """One book's feed on an event loop in a thread of its own, and the thread that prepares
+    its REST answers; both hand what they have to the partition's queue, in order."""
+
+    def __init__(self, feed: Feed, out: queue.SimpleQueue[RawEvent], prepare: Prepare | None) -> None:
+        self.key = feed.key
+        self._out = out
         self._prepare = prepare
         self._preparing: queue.SimpleQueue[RawEvent | None] = queue.SimpleQueue()
         self._loop = asyncio.new_event_loop()
@@ -330,7 +331,7 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
         if self._prepare is not None and raw.kind == "rest":
             self._preparing.put(raw)  # the socket's messages do not wait for it
         else:
-            self._queue.put(raw)
+            self._out.put(raw)
 
     def _prepare_rest(self) -> None:
         """REST answers, one after another, through `prepare`; a failure hands the answer
@@ -338,12 +339,38 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
         assert self._prepare is not None
         while (raw := self._preparing.get()) is not None:
             try:
-                self._queue.put(self._prepare(raw))
+                self._out.put(self._prepare(raw))
             except Exception:
                 book = raw.conn.partition("#")[0]
                 log.exception("%s: preparing a REST answer failed; the flow decodes it", book)
                 REST_FAILURES.labels(book, "prepare").inc()
-                self._queue.put(raw)
+                self._out.put(raw)
+
+    def ask_to_stop(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._preparer.is_alive():
+            self._preparing.put(None)
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+        if self._preparer.is_alive():
+            self._preparer.join(timeout=10)
+
+
+class _FeedPartition(StatelessSourcePartition[RawEvent]):
+    """The books of one worker: every feed hands its messages to one queue, so Bytewax polls
+    one partition per worker (each poll is a call into Python, a thousand a second when idle)
+    rather than one per book."""
+
+    def __init__(
+        self, feeds: list[Feed], deadline: float | None, prepare: Prepare | None = None,
+        end: threading.Event | None = None,
+    ) -> None:
+        self._queue: queue.SimpleQueue[RawEvent] = queue.SimpleQueue()
+        self._deadline = deadline
+        self._end = end
+        self._runs = [_FeedRun(feed, self._queue, prepare) for feed in feeds]
 
     def next_batch(self) -> list[RawEvent]:
         if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -361,22 +388,18 @@ class _FeedPartition(StatefulSourcePartition[RawEvent, None]):
     def next_awake(self) -> datetime | None:
         return datetime.now(timezone.utc) + IDLE_POLL if self._queue.empty() else None
 
-    def snapshot(self) -> None:
-        return None
-
     def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-        if self._preparer.is_alive():
-            self._preparing.put(None)
-            self._preparer.join(timeout=10)
+        for run in self._runs:  # all asked first, so the books stop together
+            run.ask_to_stop()
+        for run in self._runs:
+            run.join()
 
 
-class LiveSource(FixedPartitionedSource[RawEvent, None]):
-    """Live RawEvents for the given books; `make_feed(key)` builds each book's feed.
+class LiveSource(DynamicSource[RawEvent]):
+    """Live RawEvents for the given books; `make_feed(key)` builds each book's feed, and
+    worker i of n takes the books `keys[i::n]`.
 
-    `prepare`, if given, runs on every REST answer in a thread of the partition's own
+    `prepare`, if given, runs on every REST answer in a thread of the feed's own
     before the answer enters the flow (the collector decodes them there: a 5000-level
     snapshot takes milliseconds, which the flow's worker would otherwise spend while the
     sockets' messages wait). It must return the answer as a RawEvent (or a subclass).
@@ -397,9 +420,7 @@ class LiveSource(FixedPartitionedSource[RawEvent, None]):
         self.prepare = prepare
         self.end = end
 
-    def list_parts(self) -> list[str]:
-        return list(self.keys)
-
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _FeedPartition:
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
         deadline = None if self.run_seconds is None else time.monotonic() + self.run_seconds
-        return _FeedPartition(self.make_feed(for_part), deadline, self.prepare, self.end)
+        feeds = [self.make_feed(key) for key in self.keys[worker_index::worker_count]]
+        return _FeedPartition(feeds, deadline, self.prepare, self.end)

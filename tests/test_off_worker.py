@@ -40,7 +40,7 @@ def sim() -> Iterator[SimulatorThread]:
 
 def _until_rest(source: LiveSource, key: str, timeout: float = 15.0) -> tuple[list[RawEvent], RawEvent]:
     """Poll the partition as Bytewax would, until its first REST answer arrives."""
-    part = source.build_part("exchanges", key, None)
+    part = source.build("exchanges", 0, 1)
     seen: list[RawEvent] = []
 
     def answer() -> RawEvent | None:
