@@ -42,7 +42,7 @@ from connectors.limits import BackoffDelays, WindowBudget
 from connectors.loop_end import close_loop
 from connectors.metrics import CONNECTION_FAILURES, REST_FAILURES, RESYNC_REQUESTS, SILENT_SOCKETS
 from schemas.events import ResyncRequest, SourceAction
-from schemas.raw import RawEvent
+from schemas.raw import ParsedRawEvent, RawEvent
 from schemas.sliced_json import loads_yielding
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ async def reconnect_forever(
 class RestAnswer(NamedTuple):
     recv_ns: int
     text: str
+    document: object  # the text parsed as JSON; None when it is not JSON
 
 
 class _Attempt(NamedTuple):
@@ -214,11 +215,11 @@ class RestClient:
         recv_ns = time.time_ns()
         try:  # JSON is UTF-8; parsed whole, in slices: 5000-level answers held the GIL for ms
             text = response.content.decode()
-            loads_yielding(text)
+            document = loads_yielding(text)
             is_json = True
         except (UnicodeDecodeError, orjson.JSONDecodeError):
-            text, is_json = response.text, False
-        return _Attempt(response.status_code, response.headers, RestAnswer(recv_ns, text), is_json)
+            text, document, is_json = response.text, None, False
+        return _Attempt(response.status_code, response.headers, RestAnswer(recv_ns, text, document), is_json)
 
     def close(self) -> None:
         self._session.close()
@@ -274,7 +275,8 @@ class LiveFeed(ABC):
     async def fetch(self, url: str, *, cost: float, emit: Emit) -> None:
         """GET `url` until it succeeds and emit the answer as this book's REST event."""
         answer = await self.rest.get(url, cost=cost)
-        emit(RawEvent(answer.recv_ns, self.venue, f"{self.key}#rest", "rest", self.symbol, url, answer.text))
+        emit(ParsedRawEvent(answer.recv_ns, self.venue, f"{self.key}#rest", "rest", self.symbol, url, answer.text,
+                            answer.document))
         log.debug("%s: REST answer received (%d bytes)", self.key, len(answer.text))
 
     async def _answer_requests(self) -> None:

@@ -19,7 +19,7 @@ from operators.decode import Keyed, decode, decode_typed_chunk_keyed
 from operators.sync_base import SyncSettings
 from operators.wire import Ignored, Rejected
 from schemas.events import BookStats, QualityEvent
-from schemas.raw import RawEvent, RecordingDefect
+from schemas.raw import ParsedRawEvent, RawEvent, RecordingDefect
 from schemas.sliced_json import loads_yielding
 
 # The key under which items that name no book (defects, unkeyed rejects) travel.
@@ -52,9 +52,14 @@ class DecodedRawEvent(RawEvent, frozen=True, gc=True):
 
 
 def decode_off_worker(raw: RawEvent) -> RawEvent:
-    """The live source's `prepare` hook: the REST answer with its decoding done, in slices
+    """The live source's `prepare` hook: the REST answer with its decoding done, from the
+    document the REST client parsed already (`ParsedRawEvent`), or else parsed in slices
     that leave the GIL to the flow's worker now and then (`schemas.sliced_json`)."""
-    decoded = decode(raw, okx_loads=loads_yielding)
+    if type(raw) is ParsedRawEvent:
+        document = raw.document
+        decoded = decode(raw, okx_loads=lambda _text: document)
+    else:
+        decoded = decode(raw, okx_loads=loads_yielding)
     return DecodedRawEvent(raw.recv_ns, raw.venue, raw.conn, raw.kind, raw.symbol, raw.url, raw.data, decoded)
 
 

@@ -33,6 +33,14 @@ class RawEvent(msgspec.Struct, frozen=True, gc=False):
     data: str
 
 
+class ParsedRawEvent(RawEvent, frozen=True, gc=True):
+    """A REST answer whose text the REST client already parsed, to check that it is JSON:
+    `document` is that parse (orjson's result), so decoding need not parse a 330 KB OKX
+    books-full answer a second time. It records as the plain RawEvent it is."""
+
+    document: object
+
+
 @dataclass(slots=True, frozen=True)
 class RecordingDefect:
     """A recording line that could not be read; replay reports it and carries on."""

@@ -86,7 +86,7 @@ def test_a_failing_prepare_hands_the_answer_over_as_it_came(sim: SimulatorThread
     before = counted("rest_failures", book=key, outcome="prepare")
     with caplog.at_level(logging.ERROR):
         _, answer = _until_rest(LiveSource([key], feeds, prepare=broken), key)
-    assert type(answer) is RawEvent and orjson.loads(answer.data)["lastUpdateId"] > 0
+    assert type(answer) is not DecodedRawEvent and orjson.loads(answer.data)["lastUpdateId"] > 0, "not decoded"
     assert any(f"{key}: preparing a REST answer failed" in record.getMessage() for record in caplog.records)
     assert counted("rest_failures", book=key, outcome="prepare") >= before + 1
 
