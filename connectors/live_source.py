@@ -308,7 +308,6 @@ class _FeedRun:
     its REST answers; both hand what they have to the partition's queue, in order."""
 
     def __init__(self, feed: Feed, out: queue.SimpleQueue[RawEvent], prepare: Prepare | None) -> None:
-        self.key = feed.key
         self._out = out
         self._prepare = prepare
         self._preparing: queue.SimpleQueue[RawEvent | None] = queue.SimpleQueue()

@@ -10,8 +10,8 @@ own). At least once a second the lines received are compressed and the block is 
 the last second and every file stays readable: a reader gets every flushed block of a
 frame that was never finished (`connectors.recording` drops only a torn last block).
 Writing the lines and compressing them run on a thread of its own (python-zstandard
-releases the GIL), so the flow only hands each second's events over. A restart never appends to an old file: it starts
-new ones.
+releases the GIL), so the flow only hands each second's events over. A restart never
+appends to an old file: it starts new ones.
 
 Unit of parallelism: one partition per worker (each writes its own files).
 Recovery snapshot: nothing; delivery: at-most-once (the recording is an archive of what
