@@ -33,7 +33,7 @@ import zstandard
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors.recording import event_to_json
-from schemas.raw import RawEvent
+from schemas.raw import RawEvent, as_received
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class _RecorderPartition(StatelessSinkPartition[RawEvent]):
 
     def write_batch(self, items: list[RawEvent]) -> None:
         for event in items:
-            self._file(event).add(event)
+            self._file(event).add(as_received(event))  # held up to a backlog: the text only
         if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
             started = time.perf_counter()
             self._last_flush = time.monotonic()
