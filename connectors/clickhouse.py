@@ -88,6 +88,7 @@ class SinkStats:
     on_disk: int = 0  # sealed batches waiting in the spill directory
     on_disk_bytes: int = 0
     features_not_kept: int = 0  # feature rows between the stored samples (ClickHouseSettings.features_interval_ms)
+    no_table: int = 0  # stream messages of a kind no table stores (acked, logged)
     inserted_by_table: dict[str, int] = field(default_factory=dict)
     batches_by_table: dict[str, int] = field(default_factory=dict)
     # The store's stream messages in committed batches, per (stream, table).
@@ -231,6 +232,10 @@ class _ClickHousePartition(StatefulSinkPartition[object, None]):
                     continue
                 table = add_event(self._open, event, self._frames)
                 if table is None:
+                    if isinstance(value, Stored):  # nothing on the streams lacks a table; say so if it ever does
+                        self.stats.no_table += 1
+                        log.warning("ClickHouse sink: %s:%s holds a %s, which no table stores; acked without a row",
+                                    value.stream, value.seq, type(event).__name__)
                     self._acknowledge_unstored(value)
                     continue
                 if isinstance(value, Stored):

@@ -130,7 +130,11 @@ def _sink_families(sink: SinkStats) -> Iterator[Metric]:
         "Feature messages acked without a row: between the table's samples (MARKETPRISM_CLICKHOUSE_FEATURES_INTERVAL_MS)",
     )
     between_samples.add_metric([], sink.features_not_kept)
-    yield from (stored, rows, batches, failures, rejected, spill_batches, spill_bytes, between_samples)
+    no_table = CounterMetricFamily(
+        "marketprism_store_messages_without_table", "Stream messages of a kind no table stores: acked, logged, not stored",
+    )
+    no_table.add_metric([], sink.no_table)
+    yield from (stored, rows, batches, failures, rejected, spill_batches, spill_bytes, between_samples, no_table)
     if sink.connected is not None:
         up = GaugeMetricFamily("marketprism_store_clickhouse_up", "1 if the last connect or insert worked, else 0")
         up.add_metric([], 1.0 if sink.connected else 0.0)

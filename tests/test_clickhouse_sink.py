@@ -5,6 +5,7 @@ the next run, and a batch the server refuses is kept aside rather than blocking 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
+from connectors.acks import AckLedger, Stored
 from connectors.clickhouse import REJECTED_DIR, ClickHouseSink, _decode
 from connectors.clickhouse_backend import ChdbBackend, ensure_schema
 from connectors.nats_server import free_loopback_port
@@ -113,3 +115,19 @@ def test_a_batch_the_server_refuses_is_kept_aside_and_the_rest_flows_on(reader: 
     assert sink.stats.rejected == len(kept) > 0
     assert sum(batch.rows for batch in kept) == len(trades) and {batch.table for batch in kept} == {"trades"}
     assert sink.stats.inserted_rows == len(expected) - len(trades), "every other table was stored"
+
+
+def test_a_stream_message_no_table_stores_is_acked_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = AckLedger()
+    sink = ClickHouseSink(settings(), tmp_path / "spill", ledger=ledger)
+    partition = sink.build_part("clickhouse", "clickhouse", None)
+    try:
+        with caplog.at_level(logging.WARNING):
+            partition.write_batch([Stored("MARKET_DATA", 42, "MARKET_DATA:42", object())])
+    finally:
+        partition.close()
+    assert [seqs for _, seqs in ledger.take_ready("MARKET_DATA")] == [[42]], "acked, not redelivered forever"
+    assert sink.stats.no_table == 1 and sink.stats.inserted_rows == 0
+    assert "MARKET_DATA:42 holds a object, which no table stores" in caplog.text
