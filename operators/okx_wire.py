@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from operators.book import LevelChanges
 from operators.levels import BadMessage, check_candle, check_price_quantity, exchange_time, parse_side
 from operators.wire import MAX_FRAME_BYTES, Ignored, OkxBookMessage, OkxDeepBook, Rejected
 from schemas.events import Kline, Ticker, Trade
@@ -152,6 +153,19 @@ def _decode_push(raw: RawEvent, obj: dict[str, Any], symbol: str, channel: str) 
     raise BadMessage(f"unknown channel {channel!r:.40}")
 
 
+def _deep_side(levels: Any, side: str, bids: bool) -> LevelChanges:
+    """One side of a books-full answer, which must run from the best price outwards with
+    each price once, as OKX sends it: full books show these levels in this order below the
+    live window, so a side out of order is refused rather than published out of order."""
+    changes = parse_side(levels, side, bids)
+    keys = changes.keys  # a better level has a larger key
+    if keys != sorted(keys, reverse=True) or len(set(keys)) != len(keys):
+        at = next(i for i in range(1, len(keys)) if keys[i] >= keys[i - 1])
+        raise BadMessage(f"{side} out of order: level {at} at price {levels[at][0]!r:.30} "
+                         f"after {levels[at - 1][0]!r:.30}")
+    return changes
+
+
 def _decode_rest(raw: RawEvent, obj: dict[str, Any]) -> list[Decoded] | Ignored:
     """REST `books-full` (and `books`) answers become deep refreshes of the named book."""
     if raw.url is None or "/market/books" not in raw.url:
@@ -167,8 +181,8 @@ def _decode_rest(raw: RawEvent, obj: dict[str, Any]) -> list[Decoded] | Ignored:
             raise BadMessage("REST books 'data' must hold one object")
         entry = entries[0]
         deep = OkxDeepBook(
-            parse_side(entry.get("bids"), "bids", True),
-            parse_side(entry.get("asks"), "asks", False),
+            _deep_side(entry.get("bids"), "bids", True),
+            _deep_side(entry.get("asks"), "asks", False),
             _ms(entry, raw.recv_ns),
             raw.recv_ns,
         )

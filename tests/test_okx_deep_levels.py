@@ -52,3 +52,52 @@ def test_full_book_is_live_window_plus_aged_deep_levels(tmp_path: Path) -> None:
     assert {level["age_ms"] for level in deep} == {750}
     assert book["asks"][400]["price"] == "90401.5"
     assert report["books"]["okx:BTC-USDT"]["bid_levels"] == 400  # the report counts what the live channel keeps
+
+
+def _replay_with_books_full(tmp_path: Path, answers: list[dict[str, object]]) -> tuple[list[dict], dict]:
+    """A live snapshot, the books-full answers (50 ms apart, after it), then an update that
+    brings the periodic full book: (the full books, the report)."""
+    snapshot = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "snapshot",
+                "data": [{"bids": _levels(89_999, -1, 400), "asks": _levels(90_001, 1, 400), "ts": "1717200000500",
+                          "checksum": 0, "seqId": 10, "prevSeqId": -1}]}
+    update = {"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": "update",
+              "data": [{"bids": [["89600.5", "1.25", "0", "3"]], "asks": [], "ts": "1717200001250", "checksum": 0,
+                        "seqId": 11, "prevSeqId": 10}]}
+    recording = tmp_path / "okx.jsonl"
+    with RecordingWriter(recording) as writer:
+        writer.write(RawEvent(T0, "okx", "ws", "ws", None, None, orjson.dumps(snapshot).decode()))
+        for i, answer in enumerate(answers):
+            writer.write(RawEvent(T0 + (250 + 50 * i) * 1_000_000, "okx", "rest", "rest", "BTC-USDT", FULL_URL,
+                                  orjson.dumps(answer).decode()))
+        writer.write(RawEvent(T0 + 1_000_000_000, "okx", "ws", "ws", None, None, orjson.dumps(update).decode()))
+    out = tmp_path / "events.jsonl"
+    report = run_replay([recording], out=out, depth=1000)
+    fulls = [event for line in out.read_bytes().splitlines() if (event := orjson.loads(line))["event_type"] == "orderbook"]
+    return fulls, report
+
+
+def _answer(bids: list[list[str]], asks: list[list[str]]) -> dict[str, object]:
+    return {"code": "0", "msg": "", "data": [{"bids": bids, "asks": asks, "ts": "1717200000000"}]}
+
+
+def test_books_full_sides_out_of_order_are_refused_and_the_earlier_answer_kept(tmp_path: Path) -> None:
+    good_bids = [level[:3] for level in _levels(89_999, -1, 600)]
+    good_asks = [level[:3] for level in _levels(90_001, 1, 600)]
+    swapped = [list(level) for level in good_bids]
+    swapped[450], swapped[451] = swapped[451], swapped[450]  # 89548.5 before 89549.5: a bid side must descend
+    repeated = [list(level) for level in good_asks]
+    repeated[500] = list(repeated[499])  # 90500.5 twice
+    fulls, report = _replay_with_books_full(
+        tmp_path, [_answer(good_bids, good_asks), _answer(swapped, good_asks), _answer(good_bids, repeated)])
+
+    book = fulls[-1]
+    assert book["last_update_id"] == 11
+    # The deep levels shown are the first answer's, in its order, aged from it (750 ms before the update).
+    assert [level["price"] for level in book["bids"][400:]] == [level[0] for level in good_bids[400:600]]
+    assert [level["price"] for level in book["asks"][400:]] == [level[0] for level in good_asks[400:600]]
+    assert {level["age_ms"] for level in book["bids"][400:] + book["asks"][400:]} == {750}
+    assert report["books"]["okx:BTC-USDT"]["rejected"] == 2
+    errors = [error for error in report["errors"] if "books-full" in error]
+    assert len(errors) == 2
+    assert any("bids out of order: level 451 at price '89549.5' after '89548.5'" in error for error in errors)
+    assert any("asks out of order: level 500 at price '90500.5' after '90500.5'" in error for error in errors)
