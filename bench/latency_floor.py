@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.latency import PROBE_SETTLE_S, SCENARIOS, SEED, _latencies, _percentile  # noqa: E402
+from bench.latency import PROBE_SETTLE_S, SCENARIOS, SEED, latencies, percentile  # noqa: E402
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 BINANCE_KINDS = {"depth": "delta", "trade": "trade", "bookTicker": "ticker"}
@@ -165,8 +165,10 @@ class _Forwarder:
                     await self._full_book("okx", symbol, ns, publish_full)
 
 
-def _scenario(scale: float, full_interval_s: float | None, seconds: float, warmup_s: float,
+def measure(scale: float, full_interval_s: float | None, seconds: float, warmup_s: float,
               tmp: Path) -> dict[str, Any]:
+    """One run: the simulator at `scale`, the forwarder (full books every `full_interval_s`,
+    None: never) and the probe; the latencies after the warm-up, all and per kind."""
     from connectors.nats_server import EmbeddedNatsServer
     from sim.server import SimulatorThread
     from sim.settings import SimSettings
@@ -194,22 +196,22 @@ def _scenario(scale: float, full_interval_s: float | None, seconds: float, warmu
             probe.stdin.close()
             probe.wait(30)
     counts = json.loads(forwarder.stdout.strip().splitlines()[-1])
-    stored, kinds, span = _latencies(json.loads(probe_out.read_text())["stored"], warmup_s)
+    stored, kinds, span = latencies(json.loads(probe_out.read_text())["stored"], warmup_s)
     return {"stored": stored, "kinds": kinds, "span_s": span, **counts}
 
 
 def _report(name: str, full_interval_s: float | None, result: dict[str, Any]) -> dict[str, Any]:
     stored = result["stored"]
-    p50, p99 = _percentile(stored, 50), _percentile(stored, 99)
+    p50, p99 = percentile(stored, 50), percentile(stored, 99)
     fulls = "never" if full_interval_s is None else f"every {full_interval_s:g} s"
     print(f"\n{name}, full books {fulls}: {len(stored):,} messages over {result['span_s']:.1f} s "
           f"({result['acks']:,} of {result['published']:,} published acked)")
     print(f"  receive -> stored, delivered  P50 {p50:6.2f} ms   P99 {p99:6.2f} ms   max {stored[-1]:7.2f} ms")
     for kind, values in sorted(result["kinds"].items(), key=lambda kv: -len(kv[1])):
-        print(f"    {kind:<10} {len(values):7,}   P50 {_percentile(values, 50):6.2f}   P99 {_percentile(values, 99):6.2f}"
+        print(f"    {kind:<10} {len(values):7,}   P50 {percentile(values, 50):6.2f}   P99 {percentile(values, 99):6.2f}"
               f"   max {values[-1]:7.2f} ms")
     return {"p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "messages": len(stored),
-            "kinds_p99_ms": {kind: round(_percentile(v, 99), 3) for kind, v in result["kinds"].items()}}
+            "kinds_p99_ms": {kind: round(percentile(v, 99), 3) for kind, v in result["kinds"].items()}}
 
 
 def main() -> None:
@@ -238,7 +240,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="marketprism-floor-") as tmp:
         for name, scale in SCENARIOS:
             for interval in intervals:
-                result = _scenario(scale, interval, args.seconds, args.warmup, Path(tmp))
+                result = measure(scale, interval, args.seconds, args.warmup, Path(tmp))
                 label = "none" if interval is None else f"{interval:g}s"
                 summary[f"{name} full {label}"] = _report(name, interval, result)
     print(json.dumps(summary))
