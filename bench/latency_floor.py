@@ -81,6 +81,7 @@ class _Forwarder:
         from schemas.streams import NatsAuth
 
         acks = 0
+        connections: list[Any] = []  # nats-py clients
 
         async def on_ack(_msg: Any) -> None:
             nonlocal acks
@@ -98,7 +99,6 @@ class _Forwarder:
                                  headers={"Nats-Msg-Id": f"floor.{self.published}"})
             return publish
 
-        connections: list[Any] = []
         small, large = await publisher("floor"), await publisher("floor-full")
         await asyncio.gather(*(self._binance(symbol, small, large) for symbol in SYMBOLS),
                              *(self._okx(symbol, small, large) for symbol in SYMBOLS))
